@@ -1,0 +1,65 @@
+"""Every Prometheus metric of the pipeline, defined once: ``touchpoint_<stage>_<what>_<unit>``.
+
+Stages import the objects they update from here; nothing else creates a metric. Each service serves
+``REGISTRY`` on its own ``/metrics`` endpoint (see ``serve``).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_LAG_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400)
+_BATCH_BUCKETS = (1, 10, 100, 1000, 5000, 10000, 25000, 50000, 100000, 250000)
+
+# --- producers -----------------------------------------------------------------------------
+PRODUCER_EVENTS_PRODUCED = Counter(
+    "touchpoint_producer_events_produced_total", "Events acknowledged by Kafka, by event type.", ["event_type"], registry=REGISTRY
+)
+PRODUCER_EVENTS_FAILED = Counter(
+    "touchpoint_producer_events_failed_total",
+    "Events not produced, by event type and reason (validation, delivery).",
+    ["event_type", "reason"],
+    registry=REGISTRY,
+)
+PRODUCER_SEND_LATENCY = Histogram(
+    "touchpoint_producer_send_latency_seconds", "From send() to delivery acknowledgement.", buckets=_LATENCY_BUCKETS, registry=REGISTRY
+)
+
+# --- streams (worker) ------------------------------------------------------------------------
+STREAM_EVENTS_PROCESSED = Counter(
+    "touchpoint_stream_events_processed_total", "Events applied to journeys and windows, by event type.", ["event_type"], registry=REGISTRY
+)
+STREAM_DUPLICATES = Counter("touchpoint_stream_duplicates_total", "Events ignored because their event_id was already seen.", registry=REGISTRY)
+STREAM_DEAD_LETTERS = Counter(
+    "touchpoint_stream_dead_letters_total", "Records sent to the dead-letter topic by the worker, by reason kind.", ["reason"], registry=REGISTRY
+)
+STREAM_EVENT_LAG = Histogram(
+    "touchpoint_stream_event_lag_seconds", "Processing time minus event time (occurred_at).", buckets=_LAG_BUCKETS, registry=REGISTRY
+)
+STREAM_JOURNEYS_OPEN = Gauge("touchpoint_stream_journeys_open", "Journeys held by this worker's partitions.", registry=REGISTRY)
+STREAM_MERGES = Counter("touchpoint_stream_identity_merges_total", "Anonymous ids stitched to a customer.", registry=REGISTRY)
+STREAM_LATE_EVENTS = Counter(
+    "touchpoint_stream_late_events_total", "Events older than the allowed lateness (kept in journeys, counted as late).", registry=REGISTRY
+)
+STREAM_RECOVERY_SECONDS = Gauge("touchpoint_stream_table_recovery_seconds", "Duration of the last table recovery.", registry=REGISTRY)
+
+# --- sinks -----------------------------------------------------------------------------------
+SINK_ROWS_INSERTED = Counter("touchpoint_sink_rows_inserted_total", "Rows inserted into ClickHouse, by table.", ["table"], registry=REGISTRY)
+SINK_BATCH_ROWS = Histogram("touchpoint_sink_batch_rows", "Rows per insert batch.", ["table"], buckets=_BATCH_BUCKETS, registry=REGISTRY)
+SINK_INSERT_LATENCY = Histogram(
+    "touchpoint_sink_insert_latency_seconds", "Duration of one ClickHouse insert.", ["table"], buckets=_LATENCY_BUCKETS, registry=REGISTRY
+)
+SINK_INSERT_FAILURES = Counter(
+    "touchpoint_sink_insert_failures_total", "Failed inserts, by table and kind (retryable, permanent).", ["table", "kind"], registry=REGISTRY
+)
+SINK_INSERT_RETRIES = Counter("touchpoint_sink_insert_retries_total", "Insert attempts that were retries.", ["table"], registry=REGISTRY)
+SINK_CONSUMER_LAG = Gauge("touchpoint_sink_consumer_lag_messages", "Messages behind the log end, by topic.", ["topic"], registry=REGISTRY)
+SINK_DEAD_LETTERS = Counter("touchpoint_sink_dead_letters_total", "Records the sink sent to the dead-letter topic, by reason.", ["reason"], registry=REGISTRY)
+
+
+def serve(port: int, addr: str = "127.0.0.1") -> None:
+    """Serve REGISTRY on http://addr:port/metrics in a background thread."""
+    start_http_server(port, addr=addr, registry=REGISTRY)
