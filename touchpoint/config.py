@@ -32,6 +32,10 @@ class Settings(BaseSettings):
 
     # --- where things live -------------------------------------------------------------------
     data_dir: Path = Field(Path(".touchpoint"), description="Local state: broker data, jars, embedded ClickHouse, worker tables.")
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Address the services bind their HTTP ports to (/metrics, worker web, read-only SQL); 0.0.0.0 in containers.",
+    )
 
     # --- Kafka ---------------------------------------------------------------------------------
     kafka_bootstrap_servers: str | None = Field(
@@ -81,6 +85,15 @@ class Settings(BaseSettings):
     sink_batch_seconds: float = Field(1.0, gt=0)
     sink_metrics_port: int = Field(9464, description="Sink's Prometheus /metrics port.")
     sink_sql_port: int = Field(8124, description="Read-only ClickHouse HTTP interface over the embedded store (0 disables).")
+    sink_resume_from_store: bool = Field(
+        True,
+        description="On partition assignment, skip records whose offset is already stored (the store's highest "
+        "kafka_offset per topic partition): makes restarts and group resets exact. Disable only to re-insert on purpose.",
+    )
+    sink_retry_max_seconds: float = Field(30.0, gt=0, description="Longest backoff between retries of a failed ClickHouse insert.")
+    sink_fault_dir: Path | None = Field(
+        None, description="TEST SEAM ONLY: directory of flag files that make the sink fail on purpose (see sinks/store.py)."
+    )
 
     @field_validator("producer_compression")
     @classmethod

@@ -58,6 +58,14 @@ SINK_INSERT_FAILURES = Counter(
 SINK_INSERT_RETRIES = Counter("touchpoint_sink_insert_retries_total", "Insert attempts that were retries.", ["table"], registry=REGISTRY)
 SINK_CONSUMER_LAG = Gauge("touchpoint_sink_consumer_lag_messages", "Messages behind the log end, by topic.", ["topic"], registry=REGISTRY)
 SINK_DEAD_LETTERS = Counter("touchpoint_sink_dead_letters_total", "Records the sink sent to the dead-letter topic, by reason.", ["reason"], registry=REGISTRY)
+SINK_RECORDS_SKIPPED = Counter(
+    "touchpoint_sink_records_skipped_total",
+    "Records the sink consumed without inserting, by reason (already_stored: at or below the store's offset; "
+    "invalid_event: an events-topic record the worker dead-letters).",
+    ["reason"],
+    registry=REGISTRY,
+)
+SINK_PAUSED = Gauge("touchpoint_sink_paused", "1 while the sink has paused consumption because ClickHouse is failing.", registry=REGISTRY)
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> None:

@@ -45,7 +45,10 @@ _err = Console(stderr=True)
 def main() -> None:
     """Run the CLI, turning the pipeline's own errors into a clear message and exit code 1."""
     try:
-        app(standalone_mode=False)
+        # With standalone_mode=False click returns (not raises) the code of `raise typer.Exit(n)`.
+        result = app(standalone_mode=False)
+        if isinstance(result, int) and result:
+            sys.exit(result)
     except TouchpointError as exc:
         _err.print(f"[bold red]error:[/bold red] {exc}")
         sys.exit(1)
@@ -60,7 +63,8 @@ def main() -> None:
     except Exception as exc:  # click usage errors
         import click
 
-        if isinstance(exc, click.ClickException):
+        # typer >= 0.25 vendors click (typer._click): its usage errors are not click.ClickException.
+        if isinstance(exc, click.ClickException) or (hasattr(exc, "show") and hasattr(exc, "exit_code")):
             exc.show()
             sys.exit(exc.exit_code)
         raise

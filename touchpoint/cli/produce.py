@@ -1,8 +1,93 @@
-"""Placeholder: `touchpoint produce` (being written)."""
+"""`touchpoint produce FILE|-`: send JSON Lines touchpoints to the events topic."""
 
-from touchpoint.errors import TouchpointError
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from touchpoint.config import get_settings
+from touchpoint.errors import ConfigError
+from touchpoint.local_broker import ensure_broker
+from touchpoint.producers import InvalidLine, TouchpointProducer, produce_jsonl
+
+_PROGRESS_MIN_BYTES = 1_000_000  # below this a file is done before a bar would be readable
+_SHOWN_INVALID = 50  # list this many refused lines, then only count them
 
 
-def produce() -> None:
-    """(being written)"""
-    raise TouchpointError("touchpoint produce is not written yet")
+def produce(
+    file: str = typer.Argument(..., metavar="FILE|-", help="JSON Lines file (one touchpoint per line), or - for standard input."),
+    topic: str | None = typer.Option(None, "--topic", "-t", help="Topic to produce to (default: the events topic from settings, e.g. touchpoint.events)."),
+    progress: bool | None = typer.Option(
+        None, "--progress/--no-progress", help="Progress bar (default: on for files over 1 MB when stderr is a terminal)."
+    ),
+    flush_timeout: float = typer.Option(60.0, "--flush-timeout", help="Seconds to wait for the last deliveries."),
+) -> None:
+    """Validate, encode (Avro) and produce JSON Lines touchpoints (the JSON shape of schemas/README.md).
+
+    Invalid lines are reported with their line number and reason and skipped; every valid line is still sent.
+    Exit code: 0 when every line was sent and delivered, 1 when any line was invalid or any delivery failed.
+    """
+    err = Console(stderr=True, highlight=False)
+    settings = get_settings()
+    ensure_broker(settings)
+    stream, size = _open(file)
+    shown = 0
+
+    def report_invalid(line: InvalidLine) -> None:
+        nonlocal shown
+        shown += 1
+        if shown <= _SHOWN_INVALID:
+            err.print(f"[yellow]invalid[/yellow] line {line.line}: {line.reason}", markup=True, soft_wrap=True)
+        elif shown == _SHOWN_INVALID + 1:
+            err.print(f"[yellow]... more invalid lines; only the first {_SHOWN_INVALID} are listed[/yellow]")
+
+    use_bar = progress if progress is not None else (err.is_terminal and size is not None and size >= _PROGRESS_MIN_BYTES)
+    with TouchpointProducer(settings, topic=topic) as producer:
+        producer.check_topic()
+        if use_bar:
+            columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]
+            columns += [DownloadColumn()] if size is not None else []
+            with Progress(*columns, TimeElapsedColumn(), console=err, transient=True) as bar:
+                task = bar.add_task(f"producing to {producer.topic}", total=size)
+                summary = produce_jsonl(
+                    _lines(stream), producer, on_invalid=report_invalid, flush_timeout=flush_timeout,
+                    on_progress=lambda lines, read: bar.update(task, completed=read, description=f"{lines:,} lines"),
+                )
+        else:
+            summary = produce_jsonl(_lines(stream), producer, on_invalid=report_invalid, flush_timeout=flush_timeout)
+    if stream is not sys.stdin.buffer:
+        stream.close()
+
+    for failure in summary.failures:
+        err.print(f"[red]delivery failed[/red]: {failure}", markup=True, soft_wrap=True)
+    colour = "green" if summary.ok else "red"
+    err.print(
+        f"[{colour}]{summary.sent:,} sent[/{colour}] to {producer.topic} ({summary.delivered:,} delivered), "
+        f"{len(summary.invalid):,} invalid line(s), {summary.failed:,} failed deliveries"
+        + (f", {summary.undelivered:,} still undelivered after {flush_timeout:g}s" if summary.undelivered else ""),
+        markup=True,
+    )
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _open(file: str) -> tuple[BinaryIO, int | None]:
+    if file == "-":
+        return sys.stdin.buffer, None
+    try:
+        stream = Path(file).open("rb")
+        return stream, os.fstat(stream.fileno()).st_size
+    except OSError as exc:
+        raise ConfigError(f"cannot read {file}: {exc.strerror}; give a JSON Lines file or - for standard input") from exc
+
+
+def _lines(stream: BinaryIO) -> Iterator[bytes]:
+    # Binary on purpose: a line that is not UTF-8 is reported as such instead of stopping the whole read.
+    yield from stream

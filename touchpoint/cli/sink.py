@@ -1,5 +1,53 @@
-"""Placeholder: `touchpoint sink` commands (being written)."""
+"""`touchpoint sink`: run the ClickHouse sink; `touchpoint sink migrate`: apply the DDL only."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
 
 import typer
+from rich.console import Console
 
-app = typer.Typer(no_args_is_help=True, help="(being written)")
+from touchpoint.config import get_settings
+
+app = typer.Typer(
+    invoke_without_command=True,
+    help="Store the pipeline's topics in ClickHouse (no subcommand: run the sink until SIGINT/SIGTERM).",
+)
+_out = Console()
+
+
+@app.callback()
+def sink(
+    ctx: typer.Context,
+    idle_exit: Optional[float] = typer.Option(
+        None, "--idle-exit", help="Exit after being idle (nothing to consume, nothing pending) this many seconds."
+    ),
+    loglevel: str = typer.Option("info", "--loglevel", help="debug, info, warning or error."),
+) -> None:
+    """Run the sink: migrate, then consume events, journeys, metrics and identity merges into ClickHouse."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from touchpoint.sinks.service import run_sink
+
+    logging.basicConfig(level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stats = run_sink(get_settings(), idle_exit=idle_exit)
+    _out.print(f"sink stopped: {stats.total_rows()} rows inserted, {stats.dead_letters} dead letters")
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending migrations (idempotent: re-running is a no-op)."""
+    from touchpoint.sinks.migrations import migrate as apply
+    from touchpoint.sinks.store import Store
+
+    settings = get_settings()
+    store = Store.connect(settings)
+    try:
+        applied = apply(store, settings)
+    finally:
+        store.close()
+    if applied:
+        _out.print(f"applied {len(applied)} migration(s) to {settings.clickhouse_database}: {', '.join(applied)}")
+    else:
+        _out.print(f"{settings.clickhouse_database} is up to date")

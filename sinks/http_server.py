@@ -1,0 +1,381 @@
+"""The read-only ClickHouse HTTP interface over the embedded store, served by the process that owns it.
+
+The embedded engine (chdb) belongs to one process, so analysts cannot open it while the sink writes. The owner
+serves it instead, speaking enough of ClickHouse's HTTP protocol that ordinary clients work unchanged:
+clickhouse-connect's ``get_client(host=..., port=...)``, ``curl 'http://127.0.0.1:8124/?query=SELECT+1'`` and
+Grafana's ClickHouse data source (HTTP protocol).
+
+Protocol subset: ``GET``/``POST`` on ``/`` with the SQL in the ``query`` parameter, the body, or both
+(parameter first, then a newline, then the body, as ClickHouse does); ``multipart/form-data`` bodies
+(``query`` and ``param_*`` fields); ``default_format`` (``TabSeparated`` by default, a ``FORMAT`` clause wins);
+``database``; ``param_<name>`` query parameters; ``session_id`` / ``session_timeout``; any whitelisted setting as
+a URL parameter; ``Content-Encoding`` of the request body (gzip, deflate, zstd, lz4); response compression
+with ``enable_http_compression=1`` and ``Accept-Encoding`` (gzip, deflate, zstd, lz4); ``wait_end_of_query=1``
+buffers the whole result, otherwise stream-safe formats stream with chunked encoding; ``/ping`` and ``GET /``
+answer ``Ok.``. Response headers: ``X-ClickHouse-Query-Id``, ``-Format``, ``-Timezone``, ``-Summary``,
+``-Server-Display-Name``; errors carry ``X-ClickHouse-Exception-Code`` and the exception text in the body with
+ClickHouse's status mapping (400 syntax/bad arguments, 404 unknown table/database/function, 500 otherwise) and
+403 for everything refused as a write. The output bytes are the engine's own: nothing is re-encoded.
+
+Not supported (answered with a clear error): external data tables, ClickHouse-native block compression
+(``compress=1``/``decompress=1``), inserts of any kind. Credentials are accepted and ignored: the port binds to
+loopback only and can only read.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import gzip
+import json
+import logging
+import threading
+import uuid
+import zlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from touchpoint.errors import ConfigError
+from touchpoint.sinks.readonly_engine import QueryError, QueryOutput, ReadOnlyEngine
+
+log = logging.getLogger(__name__)
+
+# URL parameters the HTTP layer consumes (or accepts and ignores); everything else is a ClickHouse setting.
+TRANSPORT_PARAMS = frozenset({
+    "query", "database", "default_format", "query_id", "session_id", "session_timeout", "session_check",
+    "wait_end_of_query", "client_protocol_version", "send_progress_in_http_headers",
+    "http_headers_progress_interval_ms", "enable_http_compression", "http_zlib_compression_level",
+    "cancel_http_readonly_queries_on_client_close", "buffer_size", "user", "password", "quota_key", "role",
+    "add_http_cors_header", "http_response_buffer_size", "http_wait_end_of_query", "compress", "decompress",
+    "readonly", "max_query_size",
+})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_CONTENT_TYPES = {
+    "TabSeparated": "text/tab-separated-values; charset=UTF-8", "TSV": "text/tab-separated-values; charset=UTF-8",
+    "CSV": "text/csv; charset=UTF-8; header=absent", "CSVWithNames": "text/csv; charset=UTF-8; header=present",
+    "JSON": "application/json; charset=UTF-8", "JSONCompact": "application/json; charset=UTF-8",
+    "JSONEachRow": "application/x-ndjson; charset=UTF-8", "Native": "application/octet-stream",
+    "RowBinary": "application/octet-stream", "RowBinaryWithNamesAndTypes": "application/octet-stream",
+    "Parquet": "application/octet-stream", "Arrow": "application/octet-stream",
+}
+_BAD_REQUEST = {27, 36, 38, 41, 53, 62, 69, 70, 72, 167, 168, 386, 403, 457}
+_NOT_FOUND = {46, 47, 50, 60, 63, 73, 81, 115, 145, 511, 1002}
+
+
+def http_status(code: int) -> int:
+    """ClickHouse's mapping of an exception code to an HTTP status, plus 403 for refused writes."""
+    if code in (164, 497):
+        return 403
+    if code in _BAD_REQUEST:
+        return 400
+    if code in _NOT_FOUND:
+        return 404
+    if code == 48:
+        return 501
+    return 500
+
+
+class ReadOnlySQLServer(ThreadingHTTPServer):
+    """Threaded HTTP server answering ClickHouse HTTP requests read-only; ``close()`` stops it."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, engine: ReadOnlyEngine, host: str, port: int) -> None:
+        self.engine = engine
+        super().__init__((host, port), _Handler)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server_address[0]}:{self.port}"
+
+    def start(self) -> "ReadOnlySQLServer":
+        self._thread = threading.Thread(target=self.serve_forever, name="touchpoint-sql-port", daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "ReadOnlySQLServer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def engine_connection_string(client: Any) -> str:
+    """The chdb connection string a clickhouse-connect chdb client opened (handles must use the same spelling)."""
+    backend = getattr(client, "_backend", None)
+    connection_string = getattr(backend, "connection_string", None)
+    if isinstance(connection_string, str) and connection_string:
+        return connection_string
+    path = getattr(client, "path", None)
+    if isinstance(path, str) and path and not path.startswith(":memory:"):
+        from clickhouse_connect.driver._chdbclient import build_connection_string
+
+        return build_connection_string(path, None)
+    raise ConfigError(
+        "the read-only SQL port serves the embedded ClickHouse store (chdb:///path) only; a ClickHouse server "
+        "has its own HTTP interface, query that instead"
+    )
+
+
+def serve_readonly(client: Any, host: str = "127.0.0.1", port: int | None = None, *, database: str | None = None,
+                   settings: Any = None, max_concurrent: int = 4) -> ReadOnlySQLServer:
+    """Start the read-only ClickHouse HTTP interface over the embedded store ``client`` uses; return the running
+    server (``server.port``, ``server.url``, ``server.close()``).
+
+    ``client`` is the owner's clickhouse-connect chdb client (or a sink ``Store`` holding one). ``port`` defaults
+    to ``settings.sink_sql_port`` (0 picks a free port); ``database`` (the default database of requests that name
+    none) to ``settings.clickhouse_database``. Binds to loopback only: ``host`` must be a loopback address.
+    """
+    if settings is None:
+        from touchpoint.config import get_settings
+
+        settings = get_settings()
+    if host not in LOOPBACK_HOSTS:
+        raise ConfigError(f"the read-only SQL port binds to loopback only (127.0.0.1, ::1), not {host!r}")
+    raw_client = getattr(client, "client", client)
+    database = database or getattr(client, "database", None)
+    if not database or database == "default":
+        database = settings.clickhouse_database
+    engine = ReadOnlyEngine(engine_connection_string(raw_client), database, max_concurrent=max_concurrent)
+    try:
+        server = ReadOnlySQLServer(engine, host, settings.sink_sql_port if port is None else port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot serve read-only SQL on {host}:{port if port is not None else settings.sink_sql_port}: {exc}; "
+            "set TOUCHPOINT_SINK_SQL_PORT to a free port (0 disables the port)"
+        ) from exc
+    log.info("read-only ClickHouse HTTP interface on %s (database %s)", server.url, database)
+    return server.start()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ReadOnlySQLServer
+    server_version = "touchpoint-readonly"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s %s", self.address_string(), format % args)
+
+    # ---- routing --------------------------------------------------------------------------------
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._dispatch(with_body=False)
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch(with_body=True)
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self._send(200, b"", {"Content-Type": "text/html; charset=UTF-8"}, head_only=True)
+
+    def _dispatch(self, with_body: bool) -> None:
+        url = urlsplit(self.path)
+        params = dict(parse_qsl(url.query, keep_blank_values=True))
+        try:
+            body = self._read_body() if with_body else b""
+        except QueryError as exc:
+            self._send_error(exc)
+            return
+        if url.path in ("/ping", "/replicas_status") or (url.path == "/" and "query" not in params and not body):
+            self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8",
+                                       "X-Touchpoint-Store": self.server.engine.connection_string})
+            return
+        if url.path != "/":
+            self._send(404, f"There is no handle {url.path}\n".encode(), {"Content-Type": "text/plain; charset=UTF-8"})
+            return
+        try:
+            self._query(params, body)
+        except QueryError as exc:
+            self._send_error(exc)
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+            body = b"".join(parts)
+        else:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        encoding = (self.headers.get("Content-Encoding") or "").lower()
+        return _decode(body, encoding) if body and encoding not in ("", "identity") else body
+
+    # ---- queries --------------------------------------------------------------------------------
+    def _query(self, params: dict[str, str], body: bytes) -> None:
+        content_type = self.headers.get("Content-Type", "")
+        if body and content_type.startswith("multipart/form-data"):
+            params = {**params, **_form_fields(content_type, body)}
+            body = b""
+        if any(name.endswith("_structure") or name.endswith("_types") for name in params):
+            raise QueryError("Code: 48. DB::Exception: external data tables are not supported by this read-only "
+                             "interface. (NOT_IMPLEMENTED)", 48, "NOT_IMPLEMENTED")
+        if params.get("compress") == "1" or params.get("decompress") == "1":
+            raise QueryError("Code: 48. DB::Exception: ClickHouse-native block compression (compress=1) is not "
+                             "supported; use HTTP compression (enable_http_compression=1). (NOT_IMPLEMENTED)",
+                             48, "NOT_IMPLEMENTED")
+        if params.get("readonly") == "0":
+            raise QueryError("Code: 164. DB::Exception: Cannot modify 'readonly' setting in readonly mode. (READONLY)",
+                             164, "READONLY")
+        query = params.get("query", "")
+        if body:
+            query = f"{query}\n{body.decode('utf-8', errors='replace')}" if query else body.decode("utf-8", errors="replace")
+        settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
+        bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
+        database = params.get("database") or self.headers.get("X-ClickHouse-Database") or None
+        default_format = params.get("default_format") or self.headers.get("X-ClickHouse-Format") or "TabSeparated"
+        session_timeout = float(params.get("session_timeout") or 60)
+        query_id = params.get("query_id") or str(uuid.uuid4())
+        buffered = params.get("wait_end_of_query") == "1" or params.get("enable_http_compression") == "1"
+        output = self.server.engine.execute(
+            query, default_format=default_format, database=database, settings=settings, params=bind,
+            session_id=params.get("session_id") or None, session_timeout=session_timeout, stream=not buffered,
+        )
+        headers = self._result_headers(output, query_id)
+        if buffered:
+            data = output.read_all()
+            headers["X-ClickHouse-Summary"] = json.dumps(_summary(output, len(data)))
+            encoding = self._response_encoding(params)
+            if encoding and data:
+                data = _encode(data, encoding)
+                headers["Content-Encoding"] = encoding
+            self._send(200, data, headers)
+        else:
+            self._send_stream(output, headers)
+
+    def _result_headers(self, output: QueryOutput, query_id: str) -> dict[str, str]:
+        headers = {
+            "Content-Type": _CONTENT_TYPES.get(output.fmt, "text/plain; charset=UTF-8"),
+            "X-ClickHouse-Query-Id": query_id,
+            "X-ClickHouse-Timezone": self.server.engine.timezone,
+            "X-ClickHouse-Server-Display-Name": "touchpoint-readonly",
+        }
+        if output.returns_rows:
+            headers["X-ClickHouse-Format"] = output.fmt
+        return headers
+
+    def _response_encoding(self, params: dict[str, str]) -> str | None:
+        if params.get("enable_http_compression") != "1":
+            return None
+        accepted = [e.strip().split(";")[0] for e in (self.headers.get("Accept-Encoding") or "").lower().split(",")]
+        for name in accepted:
+            if name in ("gzip", "deflate") or (name in ("zstd", "lz4") and _codec_available(name)):
+                return name
+        return None
+
+    # ---- writing --------------------------------------------------------------------------------
+    def _send(self, status: int, data: bytes, headers: dict[str, str], head_only: bool = False) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Keep-Alive", "timeout=10")
+        self.end_headers()
+        if not head_only:
+            self.wfile.write(data)
+
+    def _send_stream(self, output: QueryOutput, headers: dict[str, str]) -> None:
+        self.send_response(200)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for chunk in output.chunks:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except QueryError as exc:
+            # Mid-stream failure: as ClickHouse does, append the exception text and break the stream, so the
+            # client sees an incomplete response carrying the error rather than a short, silently valid one.
+            text = (exc.text + "\n").encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(text), text))
+            self.close_connection = True
+            return
+        except (BrokenPipeError, ConnectionResetError):
+            output.chunks.close() if hasattr(output.chunks, "close") else None
+            self.close_connection = True
+            return
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _send_error(self, exc: QueryError) -> None:
+        text = exc.text if "(version " in exc.text else f"{exc.text} (version {self.server.engine.version})"
+        self._send(http_status(exc.code), (text + "\n").encode(), {
+            "Content-Type": "text/plain; charset=UTF-8",
+            "X-ClickHouse-Exception-Code": str(exc.code),
+            "X-ClickHouse-Server-Display-Name": "touchpoint-readonly",
+        })
+
+
+def _summary(output: QueryOutput, result_bytes: int) -> dict[str, str]:
+    return {"read_rows": output.summary.get("read_rows", "0"), "read_bytes": output.summary.get("read_bytes", "0"),
+            "written_rows": "0", "written_bytes": "0", "total_rows_to_read": "0", "result_rows": "0",
+            "result_bytes": str(result_bytes), "elapsed_ns": output.summary.get("elapsed_ns", "0")}
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str]:
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            payload = part.get_payload(decode=True) or b""
+            fields[name] = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else str(payload)
+    return fields
+
+
+def _codec_available(name: str) -> bool:
+    try:
+        _codec(name)
+        return True
+    except ImportError:
+        return False
+
+
+def _codec(name: str) -> Any:
+    if name == "lz4":
+        import lz4.frame
+
+        return lz4.frame
+    try:
+        from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+    except ImportError:
+        from backports import zstd  # type: ignore[import-not-found,no-redef]
+    return zstd
+
+
+def _encode(data: bytes, encoding: str) -> bytes:
+    if encoding == "gzip":
+        return gzip.compress(data, compresslevel=3)
+    if encoding == "deflate":
+        return zlib.compress(data, 3)
+    return bytes(_codec(encoding).compress(data))
+
+
+def _decode(data: bytes, encoding: str) -> bytes:
+    try:
+        if encoding == "gzip":
+            return gzip.decompress(data)
+        if encoding == "deflate":
+            return zlib.decompress(data)
+        if encoding in ("lz4", "zstd"):
+            return bytes(_codec(encoding).decompress(data))
+    except (OSError, ValueError, RuntimeError, ImportError, zlib.error) as exc:
+        raise QueryError(f"Code: 432. DB::Exception: cannot decompress the {encoding} request body: {exc}. "
+                         "(UNKNOWN_CODEC)", 432, "UNKNOWN_CODEC") from exc
+    raise QueryError(f"Code: 432. DB::Exception: unknown Content-Encoding {encoding!r}. (UNKNOWN_CODEC)", 432,
+                     "UNKNOWN_CODEC")

@@ -1,0 +1,422 @@
+"""The sink's consuming loop: Kafka (events, journeys, metrics, identity-merges) -> ClickHouse tables.
+
+Guarantee: **every record of the four topics is stored exactly once per store** (or dead-lettered / skipped with
+a counted reason), across retries, crashes between insert and commit, and consumer-group resets; duplicates
+are possible only after a crash *inside* a multi-block insert, which the batch cut rules out for our tables
+(see below), and `FINAL` views collapse even that.
+
+Protocol for one batch (``_flush``), in order:
+1. insert the rows of the batch as ONE columnar insert with ``insert_deduplication_token`` = table + per partition
+   (first offset, last offset) of its rows; retryable failures are retried with the same token (a retry after
+   a lost response is deduplicated by ClickHouse) with exponential backoff, consumption paused meanwhile;
+2. rows ClickHouse refuses as data (constraint, type) are found by bisection and dead-lettered
+   (kind ``rejected_by_store``); a refusal of the request itself (unknown table, access) stops the sink;
+3. wait until every dead letter of the batch is acknowledged by Kafka;
+4. commit, synchronously, exactly the offsets the batch handled (``enable.auto.commit=false``).
+
+Why restarts cannot duplicate: on (re)assignment of a partition the loop asks the store for the highest
+``kafka_offset`` it holds for that topic partition and skips records at or below it. That is exact because,
+per partition, batches are inserted in offset order, the next batch only after the previous one succeeded,
+and each insert writes a single part (a batch never spans two months of the table's partition key, and stays
+below ``max_insert_block_size``), which ClickHouse commits atomically: a stored offset implies every earlier
+row of that partition is stored. So a crash between insert and commit, a rebalance that drops a pending batch,
+or a group reset to the beginning all resume without re-inserting. ReplacingMergeTree on each table's key is the
+second line of defence (``FINAL`` views). Recreating a topic (offsets restart at 0) requires deleting its rows
+first or ``sink_resume_from_store=false``.
+
+Records of the events topic that fail to decode or validate are counted and skipped, not dead-lettered: the
+worker reads the same topic and owns their dead letter (each poison message lands in the DLQ exactly once).
+Undecodable records of the other topics are dead-lettered here (kind ``undecodable`` / ``unknown_schema``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from touchpoint import metrics as m
+from touchpoint.dead_letter import KIND_INVALID, KIND_REJECTED, DeadLetter
+from touchpoint.errors import BrokerUnavailableError, InvalidEventError, ValidationError
+from touchpoint.schemas.codec import AvroCodec
+from touchpoint.schemas.validation import validate_event
+from touchpoint.sinks.batcher import Batch, Batcher, token_for
+from touchpoint.sinks.rows import JOURNEYS, MERGES, METRICS, TOUCHPOINTS, TableSpec, month_of_millis
+from touchpoint.sinks.store import Store, StoreRejectedError, StoreRetryableError
+
+log = logging.getLogger(__name__)
+
+STAGE = "sink"
+_UNKNOWN = object()
+
+
+class Interrupted(Exception):
+    """Stop was requested while waiting for ClickHouse; the pending batch is neither stored nor committed."""
+
+
+@dataclass
+class SinkStats:
+    """Counters of one run (the Prometheus metrics are process-wide; tests and the CLI read these)."""
+
+    rows_inserted: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+    retries: int = 0
+    skipped_stored: int = 0
+    skipped_invalid: int = 0
+    dead_letters: int = 0
+    commits: int = 0
+    max_pending_rows: int = 0
+
+    def total_rows(self) -> int:
+        return sum(self.rows_inserted.values())
+
+
+class SinkLoop:
+    """Consume the pipeline topics and store them; see the module docstring for the guarantee and protocol."""
+
+    def __init__(self, settings: Any, store: Store, *, codec: AvroCodec | None = None,
+                 consumer: Consumer | None = None, producer: Producer | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.codec = codec or AvroCodec.from_settings(settings)
+        self.routes: dict[str, TableSpec] = {
+            settings.events_topic: TOUCHPOINTS,
+            settings.journeys_topic: JOURNEYS,
+            settings.metrics_topic: METRICS,
+            settings.merges_topic: MERGES,
+        }
+        self.batcher = Batcher(settings.sink_batch_rows, settings.sink_batch_seconds)
+        self.stats = SinkStats()
+        self._consumer = consumer
+        self._producer = producer
+        self._stop = threading.Event()
+        self._watermarks: dict[tuple[str, int], int | None] = {}
+        self._assigned: set[tuple[str, int]] = set()
+        self._paused = False
+        self._dlq_pending = 0
+        self._dlq_errors: list[str] = []
+        self._last_progress = time.monotonic()
+
+    # --- lifecycle ----------------------------------------------------------------------------------------
+
+    def consumer_config(self) -> dict[str, Any]:
+        return self.settings.kafka_config(**{
+            "group.id": self.settings.sink_group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            # Eager assignor: a rebalance revokes every partition, so dropping all pending batches is safe.
+            "partition.assignment.strategy": "range",
+            "max.poll.interval.ms": 600_000,        # outlives a long ClickHouse outage while we retry, not polling
+            "queued.max.messages.kbytes": 65_536,   # prefetch bound; pause() also purges it
+            "fetch.max.bytes": 16 * 1024 * 1024,
+            "statistics.interval.ms": 5000,
+            "stats_cb": self._on_stats,
+        })
+
+    @property
+    def consumer(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(self.consumer_config())
+        return self._consumer
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self.settings.kafka_config(**{"enable.idempotence": True, "linger.ms": 5}))
+        return self._producer
+
+    def stop(self) -> None:
+        """Ask the loop to flush, commit and close (safe from a signal handler or another thread)."""
+        self._stop.set()
+
+    def run(self, *, idle_exit: float | None = None) -> SinkStats:
+        """Consume until ``stop()`` (or, with ``idle_exit``, until assigned and idle that long); flush, commit, close."""
+        consumer = self.consumer
+        consumer.subscribe(list(self.routes), on_assign=self._on_assign, on_revoke=self._on_revoke,
+                           on_lost=self._on_lost)
+        log.info("sink consuming %s as group %s into %s", ", ".join(self.routes), self.settings.sink_group,
+                 self.store.database)
+        last_message = time.monotonic()
+        interrupted = False
+        try:
+            while not self._stop.is_set():
+                messages = consumer.consume(num_messages=min(10_000, self.settings.sink_batch_rows), timeout=0.1)
+                for message in messages:
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            continue
+                        if error.fatal():
+                            raise BrokerUnavailableError(f"Kafka consumer failed: {error.str()}")
+                        log.warning("Kafka consumer error: %s", error.str())
+                        continue
+                    self._accept(message)
+                now = time.monotonic()
+                if messages:
+                    last_message = now
+                for table in self.batcher.due(now):
+                    self._flush(table)
+                self._progress(now)
+                if (idle_exit is not None and self._assigned and now - last_message >= idle_exit
+                        and self.batcher.pending_rows() == 0 and not self.batcher.due(now + 1e9)):
+                    break
+            self.flush_all()
+        except Interrupted:
+            interrupted = True
+            log.warning("sink stopped while ClickHouse was failing: %d pending rows neither stored nor committed "
+                        "(they are re-read on restart)", self.batcher.pending_rows())
+            self.batcher.clear()
+        finally:
+            self._stop.set()  # on_revoke during close must not flush again
+            try:
+                consumer.close()
+            finally:
+                if self._producer is not None:
+                    self._producer.flush(10)
+        log.info("sink stopped%s: %s", " (interrupted)" if interrupted else "", self._summary())
+        return self.stats
+
+    def flush_all(self) -> None:
+        for table in list(self.batcher.batches):
+            self._flush(table)
+
+    # --- records ------------------------------------------------------------------------------------------
+
+    def _accept(self, message: Message) -> None:
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        spec = self.routes[topic]
+        if self.settings.sink_resume_from_store:
+            stored = self._watermark(spec, topic, partition)
+            if stored is not None and offset <= stored:
+                self.batcher.batch(spec).consumed(topic, partition, offset)
+                self.stats.skipped_stored += 1
+                m.SINK_RECORDS_SKIPPED.labels("already_stored").inc()
+                return
+        try:
+            record = self.codec.decode(message.value() or b"", spec.schema)
+            if spec.validate:
+                validate_event(record, self.settings.max_string_bytes)
+            month = month_of_millis(record[spec.partition_field]) if spec.partition_field else None
+            row = spec.to_row(record, topic, partition, offset)
+        except (InvalidEventError, ValidationError, KeyError, TypeError, ValueError) as exc:
+            self._bad_record(spec, message, exc)
+            return
+        if self.batcher.must_cut_before(spec, month):
+            self._flush(spec.table)
+        batch = self.batcher.batch(spec)
+        batch.add(row, message, month)
+        batch.consumed(topic, partition, offset)
+        if self.batcher.full(spec.table):
+            self._flush(spec.table)
+
+    def _bad_record(self, spec: TableSpec, message: Message, exc: Exception) -> None:
+        batch = self.batcher.batch(spec)
+        if spec.validate:
+            # The worker dead-letters bad records of the events topic; we only count them.
+            self.stats.skipped_invalid += 1
+            m.SINK_RECORDS_SKIPPED.labels("invalid_event").inc()
+        else:
+            kind = getattr(exc, "kind", None) or KIND_INVALID
+            self._dead_letter(message, kind, f"{type(exc).__name__}: {exc}")
+        batch.consumed(message.topic(), message.partition(), message.offset())
+
+    def _dead_letter(self, message: Message, kind: str, reason: str) -> None:
+        letter = DeadLetter(key=message.key(), value=message.value(), reason=reason, kind=kind, stage=STAGE,
+                            topic=message.topic(), partition=message.partition(), offset=message.offset())
+        self.producer.produce(self.settings.dead_letter_topic, key=letter.key, value=letter.value,
+                              headers=letter.headers(), on_delivery=self._on_dlq_delivery)
+        self._dlq_pending += 1
+        self.stats.dead_letters += 1
+        m.SINK_DEAD_LETTERS.labels(kind).inc()
+        log.warning("dead-lettered %s[%d]@%d (%s): %s", letter.topic, letter.partition, letter.offset, kind, reason)
+
+    def _on_dlq_delivery(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._dlq_errors.append(err.str())
+
+    # --- store --------------------------------------------------------------------------------------------
+
+    def _flush(self, table: str) -> None:
+        """Steps 1-4 of the module docstring for the open batch of ``table``."""
+        batch = self.batcher.take(table)
+        if batch is None:
+            return
+        self.stats.max_pending_rows = max(self.stats.max_pending_rows, len(batch.rows) + self.batcher.pending_rows())
+        if batch.rows:
+            self._insert(batch.spec, batch.rows, batch.messages)
+            self.stats.batches += 1
+        self._await_dead_letters()
+        self.store.faults.before_commit(self._stop.is_set)
+        self._commit(batch)
+
+    def _insert(self, spec: TableSpec, rows: list[tuple[Any, ...]], messages: list[Any]) -> None:
+        try:
+            self._insert_with_retry(spec, rows)
+        except StoreRejectedError as exc:
+            if not exc.row_level:
+                raise StoreRejectedError(f"{exc} -- the sink stops: this is not a bad row but a problem with the "
+                                         "table or the request (run `touchpoint sink migrate`?)", exc.code) from exc
+            if len(rows) == 1:
+                self._dead_letter(messages[0], KIND_REJECTED, str(exc))
+                return
+            # Bisect in offset order: the left half is stored before the right one (restart position stays exact).
+            mid = len(rows) // 2
+            self._insert(spec, rows[:mid], messages[:mid])
+            self._insert(spec, rows[mid:], messages[mid:])
+
+    def _insert_with_retry(self, spec: TableSpec, rows: list[tuple[Any, ...]]) -> None:
+        token = token_for(spec.table, rows)
+        columns = list(zip(*rows))
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                self.store.insert(spec.table, columns, spec.columns, token)
+            except StoreRetryableError as exc:
+                attempt += 1
+                m.SINK_INSERT_FAILURES.labels(spec.table, "retryable").inc()
+                self._wait_retry(attempt, f"insert of {len(rows)} rows into {spec.table} failed: {exc}")
+                m.SINK_INSERT_RETRIES.labels(spec.table).inc()
+                self.stats.retries += 1
+                continue
+            except StoreRejectedError:
+                m.SINK_INSERT_FAILURES.labels(spec.table, "permanent").inc()
+                self._resume()
+                raise
+            m.SINK_INSERT_LATENCY.labels(spec.table).observe(time.perf_counter() - started)
+            m.SINK_ROWS_INSERTED.labels(spec.table).inc(len(rows))
+            m.SINK_BATCH_ROWS.labels(spec.table).observe(len(rows))
+            self.stats.rows_inserted[spec.table] = self.stats.rows_inserted.get(spec.table, 0) + len(rows)
+            if attempt:
+                log.info("ClickHouse insert into %s succeeded after %d retries; resuming", spec.table, attempt)
+            self._resume()
+            return
+
+    def _wait_retry(self, attempt: int, what: str) -> None:
+        """Pause consumption (bounded memory) and back off; raises Interrupted when stop is requested."""
+        self._pause()
+        delay = min(self.settings.sink_retry_max_seconds, 0.1 * 2 ** min(attempt, 20))
+        log.warning("%s; retry %d in %.1fs (consumption paused)", what, attempt, delay)
+        if self._stop.wait(delay):
+            raise Interrupted(what)
+
+    def _watermark(self, spec: TableSpec, topic: str, partition: int) -> int | None:
+        key = (topic, partition)
+        found = self._watermarks.get(key, _UNKNOWN)
+        if found is not _UNKNOWN:
+            return found  # type: ignore[return-value]
+        attempt = 0
+        while True:
+            try:
+                value = self.store.high_water(spec.table, topic, partition)
+                break
+            except StoreRetryableError as exc:
+                attempt += 1
+                self._wait_retry(attempt, f"reading the stored offset of {topic}[{partition}] failed: {exc}")
+        self._resume()
+        self._watermarks[key] = value
+        if value is not None:
+            log.info("%s[%d]: offsets up to %d already stored in %s; skipping them", topic, partition, value,
+                     spec.table)
+        return value
+
+    def _pause(self) -> None:
+        if not self._paused and self._assigned:
+            self.consumer.pause([TopicPartition(t, p) for t, p in self._assigned])
+            self._paused = True
+            m.SINK_PAUSED.set(1)
+
+    def _resume(self) -> None:
+        if self._paused:
+            self.consumer.resume([TopicPartition(t, p) for t, p in self._assigned])
+            self._paused = False
+            m.SINK_PAUSED.set(0)
+
+    # --- Kafka --------------------------------------------------------------------------------------------
+
+    def _await_dead_letters(self) -> None:
+        if not self._dlq_pending:
+            return
+        left = self.producer.flush(30)
+        if left or self._dlq_errors:
+            errors = "; ".join(self._dlq_errors[:3]) or f"{left} still queued"
+            raise BrokerUnavailableError(f"dead letters to {self.settings.dead_letter_topic} were not acknowledged "
+                                         f"({errors}); offsets not committed, the records are re-read on restart")
+        self._dlq_pending = 0
+
+    def _commit(self, batch: Batch) -> None:
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(batch.commit.items()) if (t, p) in self._assigned]
+        if not offsets:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            code = error.code() if isinstance(error, KafkaError) else None
+            if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+                        KafkaError.UNKNOWN_MEMBER_ID, KafkaError._NO_OFFSET):
+                # Rows are stored; whoever owns the partition next skips them by the stored offset.
+                log.warning("offset commit skipped (%s); the stored offset covers it", exc)
+                return
+            raise BrokerUnavailableError(f"offset commit failed: {exc}") from exc
+        self.stats.commits += 1
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            self._assigned.add(key)
+            self._watermarks.pop(key, None)  # re-read from the store: another member may have written meanwhile
+        log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing")
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if not self._stop.is_set():
+            try:
+                self.flush_all()
+            except Interrupted:
+                pass
+            except StoreRetryableError as exc:  # pragma: no cover - _flush retries these itself
+                log.warning("flush on revoke failed: %s", exc)
+        dropped = self.batcher.clear()
+        if dropped:
+            log.warning("partitions revoked: %d pending rows dropped uncommitted (re-read by the next owner)", dropped)
+        for tp in partitions:
+            self._assigned.discard((tp.topic, tp.partition))
+            self._watermarks.pop((tp.topic, tp.partition), None)
+        self._paused = False
+        m.SINK_PAUSED.set(0)
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        dropped = self.batcher.clear()
+        log.warning("partitions lost: %d pending rows dropped uncommitted", dropped)
+        for tp in partitions:
+            self._assigned.discard((tp.topic, tp.partition))
+            self._watermarks.pop((tp.topic, tp.partition), None)
+
+    def _on_stats(self, stats_json: str) -> None:
+        try:
+            stats = json.loads(stats_json)
+        except ValueError:
+            return
+        for topic, data in stats.get("topics", {}).items():
+            lag = sum(max(p.get("consumer_lag", -1), 0) for pid, p in data.get("partitions", {}).items()
+                      if pid != "-1" and (topic, int(pid)) in self._assigned)
+            m.SINK_CONSUMER_LAG.labels(topic).set(lag)
+
+    # --- logging ------------------------------------------------------------------------------------------
+
+    def _summary(self) -> str:
+        s = self.stats
+        tables = ", ".join(f"{t}={n}" for t, n in sorted(s.rows_inserted.items())) or "none"
+        return (f"rows inserted {tables}; batches {s.batches}; retries {s.retries}; skipped already-stored "
+                f"{s.skipped_stored}, invalid {s.skipped_invalid}; dead letters {s.dead_letters}")
+
+    def _progress(self, now: float) -> None:
+        if now - self._last_progress >= 10:
+            self._last_progress = now
+            log.info("sink progress: %s; pending %d rows%s", self._summary(), self.batcher.pending_rows(),
+                     " (paused)" if self._paused else "")

@@ -1,0 +1,308 @@
+"""Read-only SQL over the embedded (chdb) store, returning the engine's own output bytes in any format.
+
+Used by the read-only HTTP interface (``http_server.py``) in the process that owns the store, and by
+``touchpoint query`` when no process owns it. Two layers keep it read-only:
+
+1. ``sql_guard.check_read_only`` refuses non-read statement kinds, multi-statements and ``INTO OUTFILE``.
+2. ClickHouse's own ``readonly = 1`` is set on the handle before the statement runs, so whatever the guard
+   misses (a table function such as ``file()`` or ``url()``, a write hidden in a subquery) the engine refuses.
+
+Each statement runs on a fresh chdb connection handle (measured: ~1 ms to open, set and close). A handle is the
+unit of session state in chdb, and ``readonly = 1`` cannot be lifted on a handle once set, so a fresh one per
+statement is both the simplest and the only correct way to apply an analyst's whitelisted settings first. chdb
+runs handles of one engine concurrently (measured: 3 query threads plus an insert thread, no errors); a
+semaphore bounds how many analyst queries run at once so the sink's inserts keep their share of the 2 cores.
+
+HTTP sessions (``session_id``) are emulated: a session remembers its whitelisted ``SET`` values and its ``USE``
+database and replays them on each statement's fresh handle.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from touchpoint.errors import PermanentError
+from touchpoint.sinks.sql_guard import READONLY, ReadOnlyViolation, Statement, check_read_only, refuse_setting, setting_allowed
+
+# Formats whose per-block outputs concatenate into one valid stream (chdb emits one encoding per block).
+STREAM_SAFE_FORMATS = frozenset({"Native", "TabSeparated", "TSV", "CSV", "RowBinary", "JSONEachRow", "JSONCompactEachRow"})
+_CODE_RE = re.compile(r"Code: (\d+)")
+_NAME_RE = re.compile(r"\(([A-Z_]+)\)(?: \(version [^)]*\))?\.?\s*$")
+_TRAILING_FORMAT_RE = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
+_SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class QueryError(PermanentError):
+    """The engine refused or failed a statement; ``code`` and ``name`` are ClickHouse's, ``text`` its message."""
+
+    def __init__(self, text: str, code: int, name: str = "") -> None:
+        self.text = text
+        self.code = code
+        self.name = name
+        super().__init__(text)
+
+
+@dataclass
+class QueryOutput:
+    """A statement's result: ``chunks`` yields the body in ``fmt`` (already produced, or streamed)."""
+
+    fmt: str
+    chunks: Iterator[bytes]
+    returns_rows: bool
+    summary: dict[str, str] = field(default_factory=dict)
+
+    def read_all(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+@dataclass
+class _Session:
+    settings: dict[str, str] = field(default_factory=dict)
+    database: str | None = None
+    last_used: float = field(default_factory=time.monotonic)
+    timeout: float = 60.0
+
+
+def quote_literal(value: str) -> str:
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def quote_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def as_query_error(exc: BaseException) -> QueryError:
+    """A chdb exception as ClickHouse would report it over HTTP (``Code: N. DB::Exception: ...``)."""
+    if isinstance(exc, QueryError):
+        return exc
+    if isinstance(exc, ReadOnlyViolation):
+        return QueryError(str(exc), exc.code, exc.name)
+    text = str(exc).strip()
+    start = text.find("Code: ")
+    if start > 0:
+        text = text[start:]
+    found = _CODE_RE.search(text)
+    code = int(found.group(1)) if found else 1001  # STD_EXCEPTION
+    if not found:
+        text = f"Code: 1001. DB::Exception: {text}. (STD_EXCEPTION)"
+    name = _NAME_RE.search(text)
+    return QueryError(text, code, name.group(1) if name else "")
+
+
+class ReadOnlyEngine:
+    """Runs analyst SQL read-only on the chdb engine at ``connection_string`` (the owner's exact path string)."""
+
+    def __init__(self, connection_string: str, default_database: str = "default", max_concurrent: int = 4) -> None:
+        import chdb
+
+        self._chdb = chdb
+        self.connection_string = connection_string
+        self.default_database = default_database
+        self._slots = threading.BoundedSemaphore(max_concurrent)
+        self._sessions: dict[str, _Session] = {}
+        self._sessions_lock = threading.Lock()
+        probe = self._connect()
+        try:
+            version, tz = probe.query("SELECT version(), timezone()", "TabSeparated").bytes().decode().strip().split("\t")
+        finally:
+            probe.close()
+        self.version: str = version
+        self.timezone: str = tz
+
+    def _connect(self) -> Any:
+        try:
+            return self._chdb.connect(self.connection_string)
+        except Exception as exc:  # noqa: BLE001 - becomes the ClickHouse-style error the caller reports
+            raise as_query_error(exc) from exc
+
+    # ---- sessions -------------------------------------------------------------------------------
+    def _session(self, session_id: str | None, timeout: float) -> _Session | None:
+        if not session_id:
+            return None
+        now = time.monotonic()
+        with self._sessions_lock:
+            for key in [k for k, s in self._sessions.items() if now - s.last_used > s.timeout]:
+                del self._sessions[key]
+            session = self._sessions.get(session_id)
+            if session is None:
+                if len(self._sessions) >= 10_000:  # bound memory: forget the least recently used
+                    oldest = min(self._sessions, key=lambda k: self._sessions[k].last_used)
+                    del self._sessions[oldest]
+                session = self._sessions[session_id] = _Session(timeout=timeout)
+            session.last_used = now
+            session.timeout = timeout
+            return session
+
+    # ---- execution ------------------------------------------------------------------------------
+    def execute(
+        self,
+        sql: str,
+        *,
+        default_format: str = "TabSeparated",
+        database: str | None = None,
+        settings: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        session_id: str | None = None,
+        session_timeout: float = 60.0,
+        stream: bool = False,
+    ) -> QueryOutput:
+        """Run one read-only statement and return its output in ``default_format`` (unless the SQL has a
+        ``FORMAT`` clause, which wins, as over ClickHouse HTTP). Raises ``QueryError``.
+
+        Steps, in order, on a fresh handle: apply session + request settings (whitelist checked), run a
+        ``SET``/``USE`` statement against the session instead of the query, set ``readonly = 1``, select the
+        database, run the statement (streamed for stream-safe formats when ``stream``), close the handle.
+        """
+        try:
+            statement = check_read_only(sql)
+        except ReadOnlyViolation as exc:
+            raise as_query_error(exc) from exc
+        for name in settings or {}:
+            if not _SETTING_NAME_RE.match(name) or not setting_allowed(name):
+                raise as_query_error(refuse_setting(name))
+        session = self._session(session_id, session_timeout)
+        applied = {**(session.settings if session else {}), **{k: quote_literal(v) for k, v in (settings or {}).items()}}
+        db = database or (session.database if session else None) or self.default_database
+        fmt = _trailing_format(sql) or default_format
+
+        self._slots.acquire()
+        conn = None
+        handed_to_stream = False
+        try:
+            conn = self._connect()
+            for name, literal in applied.items():
+                _run(conn, f"SET {name} = {literal}")
+            if statement.kind == "SET":
+                for name, literal in statement.settings.items():
+                    _run(conn, f"SET {name} = {literal}")  # the engine validates the value
+                if session is not None:
+                    session.settings.update(statement.settings)
+                return QueryOutput(fmt, iter(()), False)
+            _run(conn, "SET readonly = 1")
+            if statement.kind == "USE":
+                _run(conn, f"USE {quote_identifier(statement.database or '')}")
+                if session is not None:
+                    session.database = statement.database
+                return QueryOutput(fmt, iter(()), False)
+            if db:
+                _run(conn, f"USE {quote_identifier(db)}")
+            if stream and fmt in STREAM_SAFE_FORMATS:
+                out = self._stream(conn, sql, fmt, params, statement.returns_rows)
+                handed_to_stream = True  # the stream closes the handle and frees the slot when done
+                return QueryOutput(fmt, out, statement.returns_rows)
+            result = _run(conn, sql, fmt, params)
+            body = result.bytes() or b""
+            if not body and fmt == "Native" and statement.returns_rows:
+                body = _native_header(conn, sql, params)
+            return QueryOutput(fmt, iter((body,)) if body else iter(()), statement.returns_rows, _summary(result))
+        finally:
+            if not handed_to_stream:
+                if conn is not None:
+                    conn.close()
+                self._slots.release()
+
+    def _stream(self, conn: Any, sql: str, fmt: str, params: Mapping[str, str] | None,
+                returns_rows: bool) -> Iterator[bytes]:
+        """Start a streaming query and return its chunks; the first chunk is pulled now so that an error at
+        the start still becomes a proper error response."""
+        try:
+            stream = conn.send_query(sql, fmt, params=dict(params or {}))
+            first = next(stream, None)
+        except Exception as exc:  # noqa: BLE001 - reported as ClickHouse reports it
+            raise as_query_error(exc) from exc
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                if first is not None:
+                    yield first.bytes()
+                elif fmt == "Native" and returns_rows:
+                    header = _native_header(conn, sql, params)
+                    if header:
+                        yield header
+                for chunk in stream:
+                    data = chunk.bytes()
+                    if data:
+                        yield data
+            except Exception as exc:  # noqa: BLE001 - mid-stream failure: the caller appends it to the body
+                raise as_query_error(exc) from exc
+            finally:
+                try:
+                    stream.close()
+                finally:
+                    conn.close()
+                    self._slots.release()
+
+        return chunks()
+
+
+def _run(conn: Any, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
+    try:
+        return conn.query(sql, fmt, params=dict(params or {}))
+    except Exception as exc:  # noqa: BLE001 - reported as ClickHouse reports it
+        raise as_query_error(exc) from exc
+
+
+def _trailing_format(sql: str) -> str | None:
+    found = _TRAILING_FORMAT_RE.search(sql)
+    return found.group(1) if found else None
+
+
+def _summary(result: Any) -> dict[str, str]:
+    try:
+        return {"read_rows": str(result.rows_read()), "read_bytes": str(result.bytes_read()),
+                "elapsed_ns": str(int(result.elapsed() * 1e9))}
+    except Exception:  # noqa: BLE001 - statistics are optional
+        return {}
+
+
+def _leb128(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _native_header(conn: Any, sql: str, params: Mapping[str, str] | None) -> bytes:
+    """The 0-row Native block ClickHouse sends for an empty result (chdb sends nothing), so clients still see
+    the column names and types. Names and types come from the same statement in RowBinaryWithNamesAndTypes."""
+    stripped = _TRAILING_FORMAT_RE.sub("", sql.rstrip().rstrip(";"))
+    data = _run(conn, stripped, "RowBinaryWithNamesAndTypes", params).bytes() or b""
+    pos = 0
+
+    def leb() -> int:
+        nonlocal pos
+        shift = value = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    def text() -> bytes:
+        nonlocal pos
+        size = leb()
+        pos += size
+        return data[pos - size:pos]
+
+    if not data:
+        return b""
+    count = leb()
+    names = [text() for _ in range(count)]
+    types = [text() for _ in range(count)]
+    out = bytearray(_leb128(count) + _leb128(0))
+    for name, type_name in zip(names, types):
+        out += _leb128(len(name)) + name + _leb128(len(type_name)) + type_name
+    return bytes(out)
+
+
+__all__ = ["QueryError", "QueryOutput", "ReadOnlyEngine", "STREAM_SAFE_FORMATS", "as_query_error", "READONLY"]

@@ -1,0 +1,69 @@
+"""The sink process: migrate, serve /metrics and read-only SQL, run the loop, stop cleanly on SIGINT/SIGTERM.
+
+Steps of ``run_sink``, in order:
+1. connect to ClickHouse (``settings.dsn``) and apply pending migrations (a failed one stops here);
+2. serve Prometheus ``/metrics`` on ``settings.sink_metrics_port`` (0: off);
+3. when the store is embedded and ``settings.sink_sql_port`` is not 0, serve read-only SQL over the ClickHouse
+   HTTP interface in a thread (the embedded engine belongs to this process, so analysts query through it);
+4. run the loop until SIGINT/SIGTERM: then flush, commit, close.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from touchpoint import metrics
+
+from touchpoint.sinks.loop import SinkLoop, SinkStats
+from touchpoint.sinks.migrations import migrate
+from touchpoint.sinks.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def start_sql_server(settings: Any, store: Store) -> threading.Thread | None:
+    """Start the analyst engineer's read-only HTTP server in a daemon thread (embedded store only)."""
+    if not store.embedded or not settings.sink_sql_port:
+        return None
+    try:
+        from touchpoint.sinks.http_server import serve_readonly
+    except ImportError as exc:
+        log.warning("read-only SQL server not available (%s); analysts cannot query while the sink runs", exc)
+        return None
+
+    def client_factory() -> Any:
+        import clickhouse_connect
+
+        return clickhouse_connect.get_client(**settings.clickhouse_kwargs())
+
+    thread = threading.Thread(target=serve_readonly, args=(client_factory, settings.sink_sql_port),
+                              name="sink-sql", daemon=True)
+    thread.start()
+    log.info("read-only ClickHouse HTTP interface on 127.0.0.1:%d", settings.sink_sql_port)
+    return thread
+
+
+def run_sink(settings: Any, *, idle_exit: float | None = None) -> SinkStats:
+    store = Store.connect(settings)
+    try:
+        applied = migrate(store, settings)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        if settings.sink_metrics_port:
+            metrics.serve(settings.sink_metrics_port)
+        start_sql_server(settings, store)
+        loop = SinkLoop(settings, store)
+
+        def _stop(signum: int, _frame: Any) -> None:
+            log.info("signal %d: flushing, committing and closing", signum)
+            loop.stop()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, _stop)
+            signal.signal(signal.SIGTERM, _stop)
+        return loop.run(idle_exit=idle_exit)
+    finally:
+        store.close()

@@ -1,0 +1,128 @@
+"""The faust App factory: settings → faust configuration, and the steps wired onto one App.
+
+Steps (one module each): ``decode_step`` (events → identity topic, bad records → dead letters),
+``identity_step`` (alias table, routing, merges), ``journey_step`` (journeys, windows, snapshots) and
+``web`` (/metrics). See streams/README.md for the topology and its guarantees.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import faust
+
+from touchpoint.config import Settings
+from touchpoint.errors import ConfigError
+from touchpoint.schemas.codec import AvroCodec
+from touchpoint.streams.dead_letters import RatioGuard
+from touchpoint.streams.journey import JourneyConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WorkerContext:
+    """What the steps of one worker process share (no Kafka objects: those live on the App)."""
+
+    settings: Settings
+    codec: AvroCodec
+    journey_cfg: JourneyConfig
+    guard: RatioGuard
+    datadir: Path
+    fatal_reason: str | None = None
+    request_stop: Callable[[], None] | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def fail(self, reason: str) -> None:
+        """Stop the worker loudly: log, remember the reason (exit code 1), and ask the worker to stop."""
+        if self.fatal_reason is None:
+            self.fatal_reason = reason
+            log.critical("stopping the worker: %s", reason)
+            if self.request_stop is not None:
+                self.request_stop()
+
+
+def worker_datadir(settings: Settings, web_port: int, data_dir: Path | None = None) -> Path:
+    """``<data_dir>/worker/<worker_id>-<web port>``: distinct per worker process on one machine."""
+    base = (data_dir or settings.data_dir).resolve()
+    return base / "worker" / f"{settings.worker_id}-{web_port}"
+
+
+def _brokers(settings: Settings) -> list[str]:
+    return [f"kafka://{hp.strip()}" for hp in settings.bootstrap_servers.split(",") if hp.strip()]
+
+
+def _credentials(settings: Settings) -> Any:
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL") and settings.kafka_sasl_username and settings.kafka_sasl_password:
+        import ssl
+
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password.get_secret_value(),
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            ssl_context=ssl.create_default_context() if protocol == "SASL_SSL" else None,
+        )
+    raise ConfigError(
+        f"the worker supports security protocols PLAINTEXT, SASL_PLAINTEXT and SASL_SSL with username/password; "
+        f"got TOUCHPOINT_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}."
+    )
+
+
+def faust_config(settings: Settings, *, web_port: int, datadir: Path) -> dict[str, Any]:
+    """The faust settings of the worker, each chosen for a reason given beside it."""
+    return {
+        "broker": _brokers(settings),
+        "broker_credentials": _credentials(settings),
+        "store": "rocksdb://",  # rocksdict-backed tables, recovered from their changelog topics
+        "datadir": str(datadir),
+        # Every topic carries bytes the steps (de)serialize themselves: Avro at the edges, JSON inside.
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        # Tables and repartition topics must have the partition count of the pipeline topics.
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": settings.topic_replication,
+        "topic_disable_leader": True,  # no <id>-__assignor-__leader topic: nothing runs "on leader"
+        "table_standby_replicas": 0,  # 2 cores per machine: a standby copy halves throughput; recovery replays
+        "consumer_auto_offset_reset": "earliest",  # a new worker group starts at the beginning of the events
+        # At-least-once: faust flushes the producer before committing; a small commit interval bounds replays.
+        "broker_commit_every": 10_000,
+        "broker_commit_interval": 1.0,
+        "stream_buffer_maxsize": 8192,
+        "stream_recovery_delay": 0.0,
+        "producer_acks": -1,
+        "producer_linger": 0.005,
+        "processing_guarantee": "at_least_once",  # exactly_once duplicates after kill/restart (faust #175)
+        "web_enabled": True,
+        "web_port": web_port,
+        "web_bind": "127.0.0.1",
+        "web_host": "127.0.0.1",
+        "autodiscover": False,
+        "worker_redirect_stdouts": False,
+    }
+
+
+def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Path | None = None) -> tuple[faust.App, WorkerContext]:
+    """Build the worker App with every step registered. Nothing connects to Kafka until the App starts."""
+    from touchpoint.streams import decode_step, identity_step, journey_step, web
+
+    port = web_port if web_port is not None else settings.worker_web_port
+    datadir = worker_datadir(settings, port, data_dir)
+    app = faust.App(settings.worker_id, **faust_config(settings, web_port=port, datadir=datadir))
+    ctx = WorkerContext(
+        settings=settings,
+        codec=AvroCodec.from_settings(settings),
+        journey_cfg=JourneyConfig.from_settings(settings),
+        guard=RatioGuard(settings.dead_letter_max_ratio, settings.dead_letter_min_events),
+        datadir=datadir,
+    )
+    decode_step.register(app, ctx)
+    identity_step.register(app, ctx)
+    journey_step.register(app, ctx)
+    web.register(app, ctx)
+    return app, ctx

@@ -1,0 +1,68 @@
+"""Step helper: divert bad records to the dead-letter topic, and the ratio limit that stops the worker.
+
+Guarantee: at-least-once. A dead letter is produced before the offset of its record is committed (faust flushes
+the producer before every commit), so a record ends in the dead-letter topic once, or twice when the worker dies
+between producing it and the next commit (the replayed record is diverted again, with the same source headers:
+readers dedup on ``dlq.source.topic/partition/offset``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any, Callable
+
+from touchpoint.dead_letter import DeadLetter
+from touchpoint.metrics import STREAM_DEAD_LETTERS
+
+log = logging.getLogger(__name__)
+
+STAGE = "worker"
+
+
+class RatioGuard:
+    """Dead-letter share over the last ``window`` records; trips once when it exceeds ``max_ratio``.
+
+    The limit only applies once ``window`` records have been seen (``settings.dead_letter_min_events``), so a
+    handful of early bad records cannot stop a worker. O(1) per record.
+    """
+
+    def __init__(self, max_ratio: float, window: int) -> None:
+        self.max_ratio = max_ratio
+        self.window = window
+        self._recent: deque[bool] = deque(maxlen=window)
+        self._bad = 0
+        self.tripped = False
+
+    def record(self, bad: bool) -> bool:
+        """Count one record; True exactly once, when the limit is first exceeded."""
+        if len(self._recent) == self.window and self._recent[0]:
+            self._bad -= 1
+        self._recent.append(bad)
+        self._bad += bad
+        if not self.tripped and len(self._recent) == self.window and self._bad > self.max_ratio * self.window:
+            self.tripped = True
+            return True
+        return False
+
+    @property
+    def ratio(self) -> float:
+        return self._bad / len(self._recent) if self._recent else 0.0
+
+
+class DeadLetterSender:
+    """Sends a DeadLetter through a faust topic with the shared ``dlq.*`` headers and counts it."""
+
+    def __init__(self, topic: Any, on_send: Callable[[DeadLetter], None] | None = None) -> None:
+        self._topic = topic
+        self._on_send = on_send
+
+    async def send(self, letter: DeadLetter, headers: Any = None) -> None:
+        """Produce ``letter``: original key/value, the original ``headers`` (list or mapping) then ``dlq.*``."""
+        original = list(headers.items()) if hasattr(headers, "items") else list(headers or [])
+        await self._topic.send(key=letter.key, value=letter.value, headers=original + letter.headers())
+        STREAM_DEAD_LETTERS.labels(reason=letter.kind).inc()
+        log.warning("dead letter from %s[%d]@%d (%s): %s", letter.topic, letter.partition, letter.offset,
+                    letter.kind, letter.reason)
+        if self._on_send is not None:
+            self._on_send(letter)

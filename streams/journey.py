@@ -1,0 +1,466 @@
+"""Journey state of one owner (a customer id, or an anonymous id not yet stitched) and the pure ``apply`` step.
+
+Guarantees (given at-least-once delivery of events keyed by owner):
+
+* **Idempotent on event_id.** The ids an owner absorbed are kept in its state with the processing time they were
+  absorbed and forgotten after ``dedup_horizon_ms``; an id seen again returns ``duplicate=True`` and changes nothing.
+* **Order-independent.** Every field of a snapshot except ``version`` and ``updated_at`` depends only on the *set* of
+  events absorbed: touches are kept sorted by (occurred_at, event_id), order-dependent fields are recomputed from
+  them, per-order / per-shipment / per-ticket facts keep the earliest (or latest) by that same key.
+* **Segmentation.** Events of one owner form journeys: a journey is a run of touches with no gap longer than
+  ``inactivity_gap_ms``. An event within the gap of a journey (before its start or after its end) joins it; an event
+  that bridges two journeys fuses them. ``journey_id`` is ``<owner>:<first touch ms>``, so a touch earlier than the
+  journey start renames the journey; the old ids come back in ``ApplyResult.superseded`` with ``merged_into`` set to
+  the owner (a non-null ``merged_into`` always means "this journey id is superseded").
+
+Metric contributions (metric_window components) are derived only for new, non-restitched events, with the journey's
+knowledge at arrival. Documented choices:
+
+* Attribution: last-touch. A completed checkout of an order not completed before in the journey counts one
+  ``attributed_conversions`` (and its amount as ``attributed_revenue_minor``) under the campaign of the latest
+  campaign-carrying touch strictly before it in the journey; without such a touch it is not attributed.
+* Deliveries: in the journey a shipment counts once: on time/late by its earliest ``delivered`` notice (late when
+  occurred_at > promised_by, delay = occurred_at - promised_by), else failed if it had a ``failed_attempt`` or
+  ``returned``. The metrics count the first delivered notice of a shipment and the first failure of a shipment that
+  was not delivered yet when the failure arrived (so "failed, then delivered" counts one of each).
+* Support: a ticket is opened by its earliest ``opened``, resolved by its latest ``resolved``; resolution time is
+  resolved - opened (>= 0). The metrics count the first resolution that arrives, with the resolution time as soon as
+  both ends are known (in the window of that resolution).
+* Revenue: orders are completed checkouts, one per order_id (earliest completion wins). ``currency`` is the currency
+  of the first order; ``revenue_minor`` sums the orders in that currency only (other currencies count as orders).
+* Stage: furthest of awareness → feedback; a journey of only support contacts reports ``awareness``.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from touchpoint.streams import stages as st
+from touchpoint.streams.identity import MERGE_MARKER
+
+DAY_MS = 86_400_000
+
+# A touch summary: (occurred_at, event_id, event_type, channel, campaign or None). Sorted by the first two.
+Summary = tuple[int, str, str, str, "str | None"]
+Dims = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyConfig:
+    """Knobs of the journey logic (all durations in milliseconds)."""
+
+    inactivity_gap_ms: int = 30 * DAY_MS
+    path_limit: int = 100
+    dedup_horizon_ms: int = 7 * DAY_MS
+    window_ms: int = 60_000
+    max_journeys: int = 4
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> JourneyConfig:
+        """Build from ``touchpoint.config.Settings``."""
+        return cls(
+            inactivity_gap_ms=int(settings.journey_inactivity_days * DAY_MS),
+            path_limit=int(settings.journey_path_limit),
+            dedup_horizon_ms=int(settings.dedup_horizon_days * DAY_MS),
+        )
+
+
+class Contribution(NamedTuple):
+    """Additive metric components of one event for one window and dimension combination."""
+
+    window_start: int
+    dims: Dims  # (event_type, channel, campaign_id or "", currency or "")
+    components: dict[str, int]
+
+
+@dataclass(slots=True)
+class Journey:
+    """One journey of an owner. Plain data; see state_codec for the stored form."""
+
+    version: int = 0
+    summaries: list[Summary] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    stage: int = -1
+    service: bool = False
+    # order_id -> (occurred_at, event_id, amount_minor, currency) of its earliest completed checkout
+    orders: dict[str, tuple[int, str, int, str]] = field(default_factory=dict)
+    # shipment_id -> [delivered (occurred_at, event_id, promised_by) or None, failed seen, failure counted in metrics]
+    shipments: dict[str, list[Any]] = field(default_factory=dict)
+    # survey kind -> (occurred_at, event_id, score) of the latest answer
+    surveys: dict[str, tuple[int, str, int]] = field(default_factory=dict)
+    # ticket_id -> [opened_at min, resolved_at max, first-arrived resolved_at, its channel, resolution counted]
+    tickets: dict[str, list[Any]] = field(default_factory=dict)
+    anonymous_ids: list[str] = field(default_factory=list)
+
+    @property
+    def first_at(self) -> int:
+        return self.summaries[0][0]
+
+    @property
+    def last_at(self) -> int:
+        return self.summaries[-1][0]
+
+
+@dataclass(slots=True)
+class JourneyState:
+    """Everything known about one journey owner: its journeys (oldest first) and the event ids it absorbed."""
+
+    owner: str
+    is_anonymous: bool
+    merged_into: str | None = None
+    seen: dict[str, int] = field(default_factory=dict)  # event_id -> processing ms it was absorbed
+    pruned_at: int = 0
+    journeys: list[Journey] = field(default_factory=list)
+
+
+class ApplyResult(NamedTuple):
+    state: JourneyState | None
+    snapshot: dict[str, Any] | None
+    contributions: list[Contribution]
+    duplicate: bool
+    superseded: list[dict[str, Any]] = []
+
+
+def journey_id(owner: str, journey: Journey) -> str:
+    return f"{owner}:{journey.first_at}"
+
+
+def apply(
+    state: JourneyState | None,
+    event: dict[str, Any],
+    *,
+    restitched: bool = False,
+    offset_partition: int = 0,
+    cfg: JourneyConfig,
+    now_ms: int,
+) -> ApplyResult:
+    """Absorb one event (or an identity merge marker) into its owner's state.
+
+    The owner of a new state is the event's customer_id, else its anonymous_id (identity.route fills in the
+    customer of stitched events). ``restitched`` events update the journey but yield no contributions, since they
+    were counted when they first arrived under their anonymous id. ``offset_partition`` (the journey-topic
+    partition) is accepted for the app's convenience and does not influence the result. The given state is
+    consumed: store the returned one.
+    """
+    if event["event_type"] == MERGE_MARKER:
+        return _apply_marker(state, event, cfg, now_ms)
+    event_id = event["event_id"]
+    if state is not None and event_id in state.seen:
+        return ApplyResult(state, None, [], True)
+    if state is None:
+        customer = event.get("customer_id")
+        state = JourneyState(owner=customer or event["anonymous_id"], is_anonymous=not customer, pruned_at=now_ms)
+    _prune_seen(state, cfg, now_ms)
+    state.seen[event_id] = now_ms
+
+    occurred_at = int(event["occurred_at"])
+    journey, superseded_ids = _place(state, occurred_at, cfg)
+    contributions = [] if restitched else _contributions(journey, event, cfg)
+    _absorb(journey, event)
+    journey.version += 1
+    if len(state.journeys) > cfg.max_journeys:
+        del state.journeys[: len(state.journeys) - cfg.max_journeys]
+
+    snapshot = _snapshot(state, journey, cfg, now_ms)
+    superseded = [dict(snapshot, journey_id=old, merged_into=state.owner) for old in superseded_ids]
+    return ApplyResult(state, snapshot, contributions, False, superseded)
+
+
+def snapshots_of(state: JourneyState, cfg: JourneyConfig, now_ms: int) -> list[dict[str, Any]]:
+    """Snapshots of every journey the state holds, oldest first (for re-emitting or inspecting)."""
+    return [_snapshot(state, j, cfg, now_ms) for j in state.journeys]
+
+
+# --- segmentation -------------------------------------------------------------------------------------------
+
+
+def _place(state: JourneyState, t: int, cfg: JourneyConfig) -> tuple[Journey, list[str]]:
+    """The journey event time ``t`` belongs to (created, or fused when t bridges journeys) and the ids retired."""
+    gap = cfg.inactivity_gap_ms
+    hits = [i for i, j in enumerate(state.journeys) if j.first_at - gap <= t <= j.last_at + gap]
+    if not hits:
+        journey = Journey()
+        starts = [j.first_at for j in state.journeys]
+        state.journeys.insert(bisect_left(starts, t), journey)
+        return journey, []
+    retired: list[str] = []
+    journey = state.journeys[hits[0]]
+    old_id = journey_id(state.owner, journey)
+    for i in reversed(hits[1:]):
+        other = state.journeys.pop(i)
+        retired.append(journey_id(state.owner, other))
+        _fuse(journey, other)
+    if t < journey.first_at:
+        retired.append(old_id)
+    return journey, retired
+
+
+def _fuse(into: Journey, other: Journey) -> None:
+    """Fold journey ``other`` into ``into`` (both of one owner, ``into`` earlier)."""
+    into.version = max(into.version, other.version) + 1
+    into.summaries = sorted(into.summaries + other.summaries)
+    for k, v in other.counts.items():
+        into.counts[k] = into.counts.get(k, 0) + v
+    into.stage = max(into.stage, other.stage)
+    into.service = into.service or other.service
+    for order_id, rec in other.orders.items():
+        mine = into.orders.get(order_id)
+        if mine is None or rec[:2] < mine[:2]:
+            into.orders[order_id] = rec
+    for sid, (delivered, failed, counted) in other.shipments.items():
+        mine_s = into.shipments.setdefault(sid, [None, False, False])
+        if delivered is not None and (mine_s[0] is None or delivered[:2] < mine_s[0][:2]):
+            mine_s[0] = delivered
+        mine_s[1] = mine_s[1] or failed
+        mine_s[2] = mine_s[2] or counted
+    for kind, rec3 in other.surveys.items():
+        cur = into.surveys.get(kind)
+        if cur is None or rec3[:2] > cur[:2]:
+            into.surveys[kind] = rec3
+    for tid, (opened, resolved, first_res, res_channel, counted) in other.tickets.items():
+        mine_t = into.tickets.setdefault(tid, [None, None, None, None, False])
+        mine_t[0] = _min_opt(mine_t[0], opened)
+        mine_t[1] = _max_opt(mine_t[1], resolved)
+        if mine_t[2] is None:
+            mine_t[2], mine_t[3] = first_res, res_channel
+        mine_t[4] = mine_t[4] or counted
+    into.anonymous_ids = sorted(set(into.anonymous_ids) | set(other.anonymous_ids))
+
+
+def _min_opt(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max_opt(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _prune_seen(state: JourneyState, cfg: JourneyConfig, now_ms: int) -> None:
+    # Pruning walks every id, so do it at most 8 times per horizon; ids live between 1 and 1.125 horizons.
+    if now_ms - state.pruned_at < cfg.dedup_horizon_ms // 8:
+        return
+    cutoff = now_ms - cfg.dedup_horizon_ms
+    state.seen = {eid: at for eid, at in state.seen.items() if at >= cutoff}
+    state.pruned_at = now_ms
+
+
+def _apply_marker(state: JourneyState | None, marker: dict[str, Any], cfg: JourneyConfig, now_ms: int) -> ApplyResult:
+    """The anonymous owner was stitched into a customer: its journeys are superseded (merged_into set)."""
+    if state is None or not state.journeys:
+        return ApplyResult(state, None, [], False)
+    if state.merged_into == marker["merged_into"]:
+        return ApplyResult(state, None, [], True)
+    state.merged_into = marker["merged_into"]
+    snaps = []
+    for journey in state.journeys:
+        journey.version += 1
+        snaps.append(_snapshot(state, journey, cfg, now_ms))
+    return ApplyResult(state, snaps[-1], [], False, snaps[:-1])
+
+
+# --- absorbing one event ------------------------------------------------------------------------------------
+
+
+def _absorb(j: Journey, event: dict[str, Any]) -> None:
+    etype = event["event_type"]
+    occurred_at = int(event["occurred_at"])
+    event_id = event["event_id"]
+    insort(j.summaries, (occurred_at, event_id, etype, event.get("channel") or "other", st.campaign_of(event)))
+    j.counts[etype] = j.counts.get(etype, 0) + 1
+    rank = st.stage_rank(event)
+    if rank > j.stage:
+        j.stage = rank
+    anon = event.get("anonymous_id")
+    if anon and anon not in j.anonymous_ids and event.get("customer_id"):
+        insort(j.anonymous_ids, anon)
+    p = event.get("payload") or {}
+    if etype == st.CHECKOUT:
+        if p["status"] == "completed":
+            order = j.orders.get(p["order_id"])
+            if order is None or (occurred_at, event_id) < order[:2]:
+                j.orders[p["order_id"]] = (occurred_at, event_id, int(p["amount_minor"]), p["currency"])
+    elif etype == st.DELIVERY_NOTICE:
+        status = p["status"]
+        if status == st.DELIVERED or status in st.DELIVERY_FAILED_STATUSES:
+            ship = j.shipments.setdefault(p["shipment_id"], [None, False, False])
+            if status == st.DELIVERED:
+                if ship[0] is None or (occurred_at, event_id) < ship[0][:2]:
+                    ship[0] = (occurred_at, event_id, int(p["promised_by"]))
+            else:
+                ship[1] = True
+    elif etype == st.SURVEY_RESPONSE:
+        cur = j.surveys.get(p["survey_kind"])
+        if cur is None or (occurred_at, event_id) > cur[:2]:
+            j.surveys[p["survey_kind"]] = (occurred_at, event_id, int(p["score"]))
+    elif etype == st.SUPPORT_INTERACTION:
+        j.service = True
+        action = p["action"]
+        if action == "opened" or action == "resolved":
+            ticket = j.tickets.setdefault(p["ticket_id"], [None, None, None, None, False])
+            if action == "opened":
+                ticket[0] = _min_opt(ticket[0], occurred_at)
+            else:
+                ticket[1] = _max_opt(ticket[1], occurred_at)
+                if ticket[2] is None:
+                    ticket[2], ticket[3] = occurred_at, event.get("channel") or "other"
+
+
+def _contributions(j: Journey, event: dict[str, Any], cfg: JourneyConfig) -> list[Contribution]:
+    """Metric components of a new event, judged against the journey as it was before the event."""
+    etype = event["event_type"]
+    channel = event.get("channel") or "other"
+    occurred_at = int(event["occurred_at"])
+    ws = occurred_at - occurred_at % cfg.window_ms
+    p = event.get("payload") or {}
+    comps: dict[str, int] = {"touchpoints": 1}
+    campaign = currency = ""
+    extra: list[Contribution] = []
+    if etype == st.AD_CLICK:
+        comps["ad_clicks"] = 1
+        comps["ad_spend_minor"] = int(p.get("cost_minor", 0))
+        campaign, currency = p.get("campaign_id") or "", p.get("currency") or ""
+    elif etype == st.EMAIL_ENGAGEMENT:
+        name = st.EMAIL_COMPONENT.get(p.get("action", ""))
+        if name:
+            comps[name] = 1
+    elif etype == st.CHECKOUT:
+        status = p["status"]
+        currency = p.get("currency") or ""
+        if status == "completed":
+            if p["order_id"] not in j.orders:
+                amount = int(p["amount_minor"])
+                comps["checkouts_completed"] = 1
+                comps["revenue_minor"] = amount
+                campaign = _last_campaign_before(j.summaries, (occurred_at, event["event_id"])) or ""
+                if campaign:
+                    comps["attributed_conversions"] = 1
+                    comps["attributed_revenue_minor"] = amount
+        elif status in st.CHECKOUT_COMPONENT:
+            comps[st.CHECKOUT_COMPONENT[status]] = 1
+    elif etype == st.DELIVERY_NOTICE:
+        status = p["status"]
+        ship = j.shipments.get(p["shipment_id"])
+        if status == st.DELIVERED and (ship is None or ship[0] is None):
+            promised = int(p["promised_by"])
+            comps["deliveries_delivered"] = 1
+            if occurred_at <= promised:
+                comps["deliveries_on_time"] = 1
+            else:
+                comps["deliveries_late"] = 1
+                comps["delivery_delay_ms_sum"] = occurred_at - promised
+        elif status in st.DELIVERY_FAILED_STATUSES and (ship is None or (ship[0] is None and not ship[2])):
+            comps["deliveries_failed"] = 1
+            j.shipments.setdefault(p["shipment_id"], [None, False, False])[2] = True
+    elif etype == st.SURVEY_RESPONSE:
+        kind, score = p["survey_kind"], int(p["score"])
+        if kind == "NPS":
+            comps[st.nps_bucket(score)] = 1
+        elif kind == "CSAT":
+            comps["csat_total"] = 1
+            if st.csat_satisfied(score, int(p.get("scale_max", 5))):
+                comps["csat_satisfied"] = 1
+        elif kind == "CES":
+            comps["ces_sum"] = score
+            comps["ces_count"] = 1
+    elif etype == st.SUPPORT_INTERACTION:
+        action = p["action"]
+        ticket = j.tickets.get(p["ticket_id"]) or [None, None, None, None, False]
+        if action == "opened" and ticket[0] is None:
+            comps["tickets_opened"] = 1
+            if ticket[2] is not None and not ticket[4]:
+                # The resolution arrived first: book the resolution time in the resolution's window.
+                ticket[4] = True
+                rws = ticket[2] - ticket[2] % cfg.window_ms
+                extra.append(Contribution(rws, (etype, ticket[3], "", ""), {"resolution_ms_sum": max(0, ticket[2] - occurred_at)}))
+        elif action == "resolved" and ticket[2] is None:
+            comps["tickets_resolved"] = 1
+            if ticket[0] is not None:
+                ticket[4] = True
+                comps["resolution_ms_sum"] = max(0, occurred_at - ticket[0])
+    main = Contribution(ws, (etype, channel, campaign, currency), comps)
+    return [main, *extra] if extra else [main]
+
+
+def _last_campaign_before(summaries: list[Summary], key: tuple[int, str]) -> str | None:
+    for i in range(bisect_left(summaries, key) - 1, -1, -1):
+        campaign = summaries[i][4]
+        if campaign:
+            return campaign
+    return None
+
+
+# --- snapshot -----------------------------------------------------------------------------------------------
+
+
+def _snapshot(state: JourneyState, j: Journey, cfg: JourneyConfig, now_ms: int) -> dict[str, Any]:
+    limit = cfg.path_limit
+    summaries = j.summaries
+    n = len(summaries)
+    first = min(j.orders.values()) if j.orders else None
+    # Touches "before conversion": strictly before the converting checkout; if the checkout is the first touch,
+    # that checkout itself (so first/last touch channel are never empty).
+    end = bisect_left(summaries, first[:2]) if first else n
+    if end == 0:
+        end = 1
+    first_campaign = next((s[4] for s in summaries[:end] if s[4]), None)
+    last_campaign = next((summaries[i][4] for i in range(end - 1, -1, -1) if summaries[i][4]), None)
+    currency = first[3] if first else None
+    revenue = sum(o[2] for o in j.orders.values() if o[3] == currency)
+    on_time = late = failed = delay = 0
+    for delivered, was_failed, _ in j.shipments.values():
+        if delivered is not None:
+            if delivered[0] <= delivered[2]:
+                on_time += 1
+            else:
+                late += 1
+                delay += delivered[0] - delivered[2]
+        elif was_failed:
+            failed += 1
+    opened = resolved = resolution = 0
+    for t in j.tickets.values():
+        if t[0] is not None:
+            opened += 1
+        if t[1] is not None:
+            resolved += 1
+            if t[0] is not None:
+                resolution += max(0, t[1] - t[0])
+    surveys = j.surveys
+    return {
+        "journey_id": journey_id(state.owner, j),
+        "customer_id": state.owner,
+        "is_anonymous": state.is_anonymous,
+        "merged_into": state.merged_into,
+        "version": j.version,
+        "updated_at": now_ms,
+        "first_touch_at": summaries[0][0],
+        "last_touch_at": summaries[-1][0],
+        "anonymous_ids": list(j.anonymous_ids),
+        "path": [{"event_type": s[2], "channel": s[3], "occurred_at": s[0]} for s in summaries[:limit]],
+        "path_truncated": max(0, n - limit),
+        "event_count": n,
+        "counts_by_type": dict(j.counts),
+        "stage": st.STAGES[max(j.stage, 0)],
+        "service_contacted": j.service,
+        "first_touch_campaign": first_campaign,
+        "first_touch_channel": summaries[0][3],
+        "last_touch_campaign": last_campaign,
+        "last_touch_channel": summaries[end - 1][3],
+        "converted": first is not None,
+        "converted_at": first[0] if first else None,
+        "time_to_convert_ms": first[0] - summaries[0][0] if first else None,
+        "orders": len(j.orders),
+        "revenue_minor": revenue,
+        "currency": currency,
+        "deliveries_on_time": on_time,
+        "deliveries_late": late,
+        "deliveries_failed": failed,
+        "delivery_delay_ms_sum": delay,
+        "nps_score": surveys["NPS"][2] if "NPS" in surveys else None,
+        "csat_score": surveys["CSAT"][2] if "CSAT" in surveys else None,
+        "ces_score": surveys["CES"][2] if "CES" in surveys else None,
+        "support_tickets_opened": opened,
+        "support_tickets_resolved": resolved,
+        "resolution_ms_sum": resolution,
+    }

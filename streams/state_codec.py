@@ -1,0 +1,98 @@
+"""Bytes form of the pure state values for faust tables (use ``value_serializer="raw"`` and these functions).
+
+Each value is turned into nested plain tuples/lists/dicts of str/int/bool/None and written with ``marshal``,
+behind a one-byte kind tag and a one-byte format version. Why marshal: it is the fastest Python serialiser for
+plain data (measured in ``tests/benchmarks/bench_state_codec.py``: about 2x pickle and 10x json here), and unlike
+pickle it cannot construct arbitrary objects, so a corrupted or hostile changelog cannot run code. Its format is
+stable across the Python 3 versions we support (marshal version 4); a future format change bumps ``_VERSION`` and
+keeps the old reader.
+"""
+
+from __future__ import annotations
+
+import marshal
+from typing import Any
+
+from touchpoint.errors import PermanentError
+from touchpoint.streams.identity import AliasState
+from touchpoint.streams.journey import Journey, JourneyState
+from touchpoint.streams.windows import WindowState
+
+_VERSION = 1
+_MARSHAL_VERSION = 4
+_JOURNEY, _ALIAS, _WINDOW = b"J", b"A", b"W"
+
+
+class StateCodecError(PermanentError):
+    """A stored state value could not be read (wrong kind, unknown format version or corrupt bytes)."""
+
+
+def _dump(tag: bytes, data: Any) -> bytes:
+    return tag + bytes((_VERSION,)) + marshal.dumps(data, _MARSHAL_VERSION)
+
+
+def _load(tag: bytes, raw: bytes) -> Any:
+    if raw[:1] != tag:
+        raise StateCodecError(f"state value has kind {raw[:1]!r}, expected {tag!r}: wrong table or corrupt changelog")
+    if raw[1:2] != bytes((_VERSION,)):
+        raise StateCodecError(f"state format version {raw[1:2]!r} is not supported by this worker; upgrade it")
+    try:
+        return marshal.loads(raw[2:])
+    except (EOFError, ValueError, TypeError) as exc:
+        raise StateCodecError(f"corrupt state value ({exc}); delete the table's local store to rebuild it") from exc
+
+
+# --- journeys -------------------------------------------------------------------------------------------------
+
+
+def dumps_journey(state: JourneyState) -> bytes:
+    journeys = tuple(
+        (j.version, j.summaries, j.counts, j.stage, j.service, j.orders, j.shipments, j.surveys, j.tickets, j.anonymous_ids)
+        for j in state.journeys
+    )
+    return _dump(_JOURNEY, (state.owner, state.is_anonymous, state.merged_into, state.seen, state.pruned_at, journeys))
+
+
+def loads_journey(raw: bytes) -> JourneyState:
+    owner, is_anonymous, merged_into, seen, pruned_at, journeys = _load(_JOURNEY, raw)
+    return JourneyState(
+        owner=owner,
+        is_anonymous=is_anonymous,
+        merged_into=merged_into,
+        seen=seen,
+        pruned_at=pruned_at,
+        journeys=[
+            Journey(
+                version=v, summaries=summ, counts=counts, stage=stage, service=service, orders=orders,
+                shipments=ships, surveys=surveys, tickets=tickets, anonymous_ids=anon,
+            )  # fmt: skip
+            for v, summ, counts, stage, service, orders, ships, surveys, tickets, anon in journeys
+        ],
+    )
+
+
+# --- aliases --------------------------------------------------------------------------------------------------
+
+
+def dumps_alias(state: AliasState) -> bytes:
+    return _dump(
+        _ALIAS,
+        (state.anonymous_id, state.customer_id, state.buffer, state.overflow, state.merge_event_id, state.merged_at, state.conflicts),
+    )
+
+
+def loads_alias(raw: bytes) -> AliasState:
+    anonymous_id, customer_id, buffer, overflow, merge_event_id, merged_at, conflicts = _load(_ALIAS, raw)
+    return AliasState(anonymous_id, customer_id, buffer, overflow, merge_event_id, merged_at, conflicts)
+
+
+# --- windows --------------------------------------------------------------------------------------------------
+
+
+def dumps_window(state: WindowState) -> bytes:
+    return _dump(_WINDOW, (state.window_start, state.partition, state.cells, state.last_offset, state.emitted_offset))
+
+
+def loads_window(raw: bytes) -> WindowState:
+    window_start, partition, cells, last_offset, emitted_offset = _load(_WINDOW, raw)
+    return WindowState(window_start, partition, cells, last_offset, emitted_offset)

@@ -1,0 +1,132 @@
+"""Benchmark: SDK produce (validate + encode + produce + flush) vs a bare confluent-kafka producer.
+
+Assumptions: run from the repo with the project venv against a reachable broker
+(`KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:29092 .venv/bin/python tests/benchmarks/bench_produce.py [--events N]`);
+it creates a private 4-partition topic per run and deletes it afterwards. Events are the seven example touchpoints
+(all types, in turn) with distinct event ids over 5,000 customers. The bare baseline sends the same count of
+pre-encoded values with the same keys and the same producer configuration (`producer_config`: idempotence,
+acks=all, compression and linger from settings), with no per-message callback: the cheapest correct loop one
+can write with confluent-kafka. Prints both rates, their ratio, and where the SDK's time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from touchpoint.config import load_settings
+from touchpoint.producers import TouchpointProducer, producer_config
+from touchpoint.schemas.codec import AvroCodec
+from touchpoint.schemas.examples import EVENT_TYPES, example_event
+from touchpoint.schemas.validation import validate_event
+
+
+def make_events(n: int) -> list[dict[str, Any]]:
+    events = []
+    for i in range(n):
+        event = example_event(EVENT_TYPES[i % len(EVENT_TYPES)], i=i, customer_id=f"c-{i % 5000}")
+        event["event_id"] = str(uuid.uuid4())
+        events.append(event)
+    return events
+
+
+def run_sdk(settings: Any, topic: str, events: list[dict[str, Any]], batch: int = 0) -> float:
+    with TouchpointProducer(settings, topic=topic) as producer:
+        start = time.perf_counter()
+        if batch:
+            send_many = producer.send_many
+            for i in range(0, len(events), batch):
+                send_many(events[i : i + batch])
+        else:
+            send = producer.send
+            for event in events:
+                send(event)
+        left = producer.flush(60)
+        elapsed = time.perf_counter() - start
+    assert left == 0, f"{left} events undelivered"
+    return len(events) / elapsed
+
+
+def run_bare(settings: Any, topic: str, values: list[bytes], keys: list[str]) -> float:
+    producer = Producer(producer_config(settings))
+    produce, poll = producer.produce, producer.poll
+    start = time.perf_counter()
+    for value, key in zip(values, keys):
+        try:
+            produce(topic, value, key)
+        except BufferError:
+            poll(0.05)
+            produce(topic, value, key)
+    left = producer.flush(60)
+    elapsed = time.perf_counter() - start
+    assert left == 0, f"{left} messages undelivered"
+    return len(values) / elapsed
+
+
+def rate(n: int, fn: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    fn()
+    return n / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events per run (default 200,000)")
+    parser.add_argument("--profile", action="store_true", help="also print the top functions of a cProfile of one SDK run")
+    args = parser.parse_args()
+    n = args.events
+
+    settings = load_settings()
+    admin = AdminClient(settings.kafka_config())
+    topic = f"bench-produce-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(topic, 4, 1)])[topic].result(30)
+    try:
+        events = make_events(n)
+        codec = AvroCodec.from_settings(settings)
+        values = [codec.encode(e) for e in events]
+        keys = [e["customer_id"] or e["anonymous_id"] for e in events]
+
+        # Warm both paths (connection, idempotent PID, topic metadata) before timing.
+        run_bare(settings, topic, values[:5000], keys[:5000])
+        run_sdk(settings, topic, events[:5000])
+
+        bare = run_bare(settings, topic, values, keys)
+        sdk = run_sdk(settings, topic, events)
+        sdk_many = run_sdk(settings, topic, events, batch=1000)
+        bare2 = run_bare(settings, topic, values, keys)
+        bare = max(bare, bare2)
+        print(f"events: {n:,} of {len(EVENT_TYPES)} types, {sum(map(len, values)) / n:.0f} bytes each on average, "
+              f"compression={settings.producer_compression} linger.ms={settings.producer_linger_ms}")
+        print(f"bare confluent-kafka (pre-encoded bytes): {bare:12,.0f} events/s")
+        print(f"SDK send()  validate+encode+produce+flush: {sdk:12,.0f} events/s   ratio {sdk / bare:.2f}")
+        print(f"SDK send_many(1000 per call):              {sdk_many:12,.0f} events/s   ratio {sdk_many / bare:.2f}")
+
+        # Where the time goes: each step alone over the same events (one thread, same process).
+        validate_rate = rate(n, lambda: [validate_event(e) for e in events] and None)
+        encode = codec.encode
+        encode_rate = rate(n, lambda: [encode(e) for e in events] and None)
+        per_event = 1e6 / sdk
+        v_us, e_us = 1e6 / validate_rate, 1e6 / encode_rate
+        print(f"split per event (us): total {per_event:.2f} = validate {v_us:.2f} + encode {e_us:.2f} "
+              f"+ produce/deliver {per_event - v_us - e_us:.2f} (bare produce {1e6 / bare:.2f})")
+
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            run_sdk(settings, topic, events[: min(n, 50_000)])
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+    finally:
+        admin.delete_topics([topic])
+
+
+if __name__ == "__main__":
+    main()
