@@ -18,7 +18,7 @@ demo: setup
 	$(VENV)/bin/touchpoint demo
 
 test: setup
-	$(VENV)/bin/pytest tests -ra --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
 
 broker-start: setup
 	$(VENV)/bin/touchpoint broker start

@@ -115,11 +115,13 @@ def to_epoch_ms(value: object, name: str) -> int:
 def _symbol(enum: type[StrEnum], value: object, name: str) -> str:
     if isinstance(value, enum):
         return value.value
-    try:
-        return enum(value).value
-    except ValueError:
-        allowed = ", ".join(m.value for m in enum)
-        raise ValidationError(name, f"must be one of {allowed}; got {value!r}", value) from None
+    if isinstance(value, str):
+        try:
+            return enum(value).value
+        except ValueError:
+            pass
+    allowed = ", ".join(m.value for m in enum)
+    raise ValidationError(name, f"must be one of {allowed}; got {value!r}", value)
 
 
 def _event_id(value: object) -> str:
@@ -279,7 +281,9 @@ class SupportInteraction:
 
 
 Payload: TypeAlias = "AdClick | PageView | EmailEngagement | Checkout | DeliveryNotice | SurveyResponse | SupportInteraction"
-PAYLOAD_TYPES: tuple[type, ...] = (AdClick, PageView, EmailEngagement, Checkout, DeliveryNotice, SurveyResponse, SupportInteraction)
+PAYLOAD_TYPES: tuple[type, ...] = (
+    AdClick, PageView, EmailEngagement, Checkout, DeliveryNotice, SurveyResponse, SupportInteraction,
+)
 
 
 # --- envelope -------------------------------------------------------------------------------------------

@@ -72,9 +72,10 @@ def parse_line(raw: bytes, number: int) -> dict[str, Any] | InvalidLine | None:
     if not isinstance(obj, dict):
         return InvalidLine(number, f"not a JSON object (got {type(obj).__name__}); each line must be one touchpoint")
     try:
-        return event_from_json(obj)
+        event: dict[str, Any] = event_from_json(obj)
     except ValidationError as exc:
         return InvalidLine(number, _short(str(exc)), exc.field)
+    return event
 
 
 def produce_jsonl(

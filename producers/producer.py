@@ -78,54 +78,63 @@ class DeliveryFuture:
     sending thread never dead-locks.
     """
 
-    __slots__ = ("event_id", "event_type", "_owner", "_callback", "_done", "_error", "_partition", "_offset")
+    __slots__ = ("_event", "_owner", "_callback", "_outcome")
 
-    def __init__(self, owner: TouchpointProducer, event_id: str, event_type: str, callback: DeliveryCallback | None) -> None:
-        self.event_id = event_id
-        self.event_type = event_type
+    def __init__(self, owner: TouchpointProducer, event: dict[str, Any], callback: DeliveryCallback | None) -> None:
+        self._event = event
         self._owner = owner
         self._callback = callback
-        self._done = False
-        self._error: DeliveryError | None = None
-        self._partition = -1
-        self._offset = -1
+        # None while in flight, then (partition, offset) or the DeliveryError.
+        self._outcome: tuple[int, int] | DeliveryError | None = None
+
+    @property
+    def event_id(self) -> str:
+        return self._event["event_id"]  # type: ignore[no-any-return]
+
+    @property
+    def event_type(self) -> str:
+        return self._event["event_type"]  # type: ignore[no-any-return]
 
     def done(self) -> bool:
-        return self._done
+        return self._outcome is not None
 
     def result(self, timeout: float | None = None) -> DeliveryReport:
         """Wait (polling the producer) until Kafka acknowledged the event; raise ``DeliveryError`` if it did not.
 
         Raises ``TimeoutError`` when no result arrived within ``timeout`` seconds (``None``: wait forever).
         """
-        self._owner._wait(self, timeout)
-        if self._error is not None:
-            raise self._error
-        return DeliveryReport(self.event_id, self.event_type, self._owner.topic, self._partition, self._offset)
+        outcome = self._owner._wait(self, timeout)
+        if isinstance(outcome, DeliveryError):
+            raise outcome
+        return DeliveryReport(self.event_id, self.event_type, self._owner.topic, *outcome)
 
     def exception(self, timeout: float | None = None) -> DeliveryError | None:
-        self._owner._wait(self, timeout)
-        return self._error
+        outcome = self._owner._wait(self, timeout)
+        return outcome if isinstance(outcome, DeliveryError) else None
 
     # Called by librdkafka (through confluent-kafka) from poll()/flush(): the hot path of delivery.
     def _deliver(self, err: KafkaError | None, msg: Message) -> None:
         owner = self._owner
+        event_type = self._event["event_type"]
         latency = msg.latency()
         if latency is not None:
             owner._latencies.append(latency)
         if err is None:
-            self._partition = msg.partition()
-            self._offset = msg.offset()
-            owner._produced[self.event_type] += 1
+            # Never None for a delivered message (only for consumer errors); no cast on the hot path.
+            self._outcome = (msg.partition(), msg.offset())  # type: ignore[assignment]
+            owner._produced[event_type] += 1
         else:
-            self._error = DeliveryError(err, self.event_id, self.event_type, owner.topic)
-            owner._failed[self.event_type] += 1
-        self._done = True
+            self._outcome = DeliveryError(err, self._event["event_id"], event_type, owner.topic)
+            owner._failed[event_type] += 1
         if self._callback is not None:
-            if self._error is None:
-                self._callback(None, DeliveryReport(self.event_id, self.event_type, owner.topic, self._partition, self._offset))
-            else:
-                self._callback(self._error, None)
+            self._notify()
+
+    def _notify(self) -> None:
+        assert self._callback is not None and self._outcome is not None
+        if isinstance(self._outcome, DeliveryError):
+            self._callback(self._outcome, None)
+        else:
+            self._callback(None, DeliveryReport(self.event_id, self.event_type, self._owner.topic, *self._outcome))
 
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
@@ -162,6 +171,11 @@ class TouchpointProducer:
             ...
         # leaving the block flushes: every send has a delivery result
         print(future.result())
+
+    Delivery results (futures, ``on_delivery`` callbacks, metrics) are served by ``poll``, which ``send`` runs
+    every few events, and by ``flush``/``close``/``DeliveryFuture.result``, in the calling thread. Use a
+    producer from one thread at a time (the hot path keeps its metric counts without locks); give each
+    thread its own producer, or guard a shared one with a lock.
 
     Prometheus: ``touchpoint_producer_events_produced_total`` / ``_failed_total`` by event type (failure
     reason ``validation`` or ``delivery``) and ``touchpoint_producer_send_latency_seconds`` (send to ack).
@@ -231,7 +245,9 @@ class TouchpointProducer:
         value = self._encode(event)
         return self._queue(event, value, on_delivery)
 
-    def send_many(self, events: Iterable[dict[str, Any]], on_delivery: DeliveryCallback | None = None) -> list[DeliveryFuture]:
+    def send_many(
+        self, events: Iterable[dict[str, Any]], on_delivery: DeliveryCallback | None = None
+    ) -> list[DeliveryFuture]:
         """Send a batch: every event is validated and encoded first, so one invalid event queues none of them.
 
         The ``ValidationError`` names the position: ``events[3].payload.score``.
@@ -254,7 +270,7 @@ class TouchpointProducer:
 
     def _queue(self, event: dict[str, Any], value: bytes, on_delivery: DeliveryCallback | None) -> DeliveryFuture:
         key = event["customer_id"] or event["anonymous_id"]
-        future = DeliveryFuture(self, event["event_id"], event["event_type"], on_delivery)
+        future = DeliveryFuture(self, event, on_delivery)
         try:
             self._kafka.produce(self.topic, value, key, on_delivery=future._deliver)
         except BufferError:
@@ -313,7 +329,7 @@ class TouchpointProducer:
         return len(self._kafka)
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Flush (every sent event gets its delivery result), then release the client. Idempotent.
+        """Flush: every sent event gets its delivery result (callbacks and futures). Idempotent; no sends after.
 
         Raises ``RetryableError`` when events are still undelivered after ``timeout`` seconds.
         """
@@ -331,18 +347,24 @@ class TouchpointProducer:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
-
-    def _wait(self, future: DeliveryFuture, timeout: float | None) -> None:
-        if future._done:
+        # Events sent before an error in the block are still flushed (at-least-once); if that fails too, the
+        # block's own exception stays the one raised and carries the flush failure as a note.
+        if exc is None:
+            self.close()
             return
+        try:
+            self.close()
+        except RetryableError as flush_error:
+            exc.add_note(f"while closing the producer: {flush_error}")
+
+    def _wait(self, future: DeliveryFuture, timeout: float | None) -> tuple[int, int] | DeliveryError:
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not future._done:
+        while future._outcome is None:
             left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
-            if left <= 0:
+            self.poll(max(left, 0.0))
+            if future._outcome is None and deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"no delivery result for event {future.event_id} within {timeout}s")
-            self._kafka.poll(left)
-            self._drain_metrics()
+        return future._outcome
 
     def _drain_metrics(self) -> None:
         produced, failed, latencies = self._produced, self._failed, self._latencies

@@ -3,7 +3,7 @@
 A fast check returns True when the record certainly matches its schema and False when it *may* not; the caller
 then runs the precise (slower) checker, which finds the field and the rule, or passes when the fast check was
 merely conservative (e.g. a string longer than max_bytes/4 characters whose UTF-8 size is still under the limit).
-Measured on the touchpoint envelope: about 3x faster than calling one closure per field.
+Measured on the touchpoint envelope: about 2x faster than calling one closure per field.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ def _base(schema: Any) -> dict[str, Any]:
     if isinstance(schema, str):
         return {"type": schema}
     if isinstance(schema.get("type"), (dict, list)):
-        return _base(schema["type"])  # type: ignore[arg-type]
-    return schema
+        return _base(schema["type"])
+    return dict(schema)
 
 
 def compile_fast(schema: dict[str, Any], max_bytes: int, min_timestamp: int,

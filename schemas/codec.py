@@ -21,19 +21,21 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from typing import TYPE_CHECKING, Any
 
-from fastavro import parse_schema, schemaless_reader, schemaless_writer
-from fastavro.schema import expand_schema
+from fastavro import schemaless_reader, schemaless_writer
+from fastavro.read import SchemaResolutionError
 
-from touchpoint.errors import InvalidEventError, RetryableError, ValidationError
+from touchpoint.errors import ConfigError, InvalidEventError, RetryableError, ValidationError
 from touchpoint.schemas.registry import (
     SINGLE_OBJECT_MAGIC,
     LocalRegistry,
     SchemaVersion,
+    expand,
     get_registry,
+    parse,
     parse_version,
     payload_record_name,
     strip_logical_types,
@@ -78,7 +80,7 @@ class _Writer:
     # index (already varint-encoded) and the branch record schema. The body of a record is its fields in order,
     # and a union is its index then the branch, so envelope + index + branch is the exact Avro encoding,
     # without fastavro trying every branch against the payload.
-    envelope: dict[str, Any] | None = None
+    envelope: dict[str, Any] = field(default_factory=dict)
     branches: dict[str, tuple[bytes, dict[str, Any]]] | None = None
 
 
@@ -92,8 +94,8 @@ def _compile_writer(version: SchemaVersion) -> _Writer:
         or not any(f["name"] == "event_type" for f in fields)
     ):
         return _Writer(version, version.header)
-    expanded = expand_schema(strip_logical_types(version.raw))
-    envelope = parse_schema({**expanded, "fields": expanded["fields"][:-1]})
+    expanded = expand(strip_logical_types(version.raw))
+    envelope = parse({**expanded, "fields": expanded["fields"][:-1]})
     branches: dict[str, tuple[bytes, dict[str, Any]]] = {}
     event_type = next(f for f in expanded["fields"] if f["name"] == "event_type")
     symbols = event_type["type"]["symbols"]
@@ -103,7 +105,7 @@ def _compile_writer(version: SchemaVersion) -> _Writer:
         short = branch["name"].rsplit(".", 1)[-1]
         for symbol in symbols:
             if payload_record_name(symbol) == short:
-                branches[symbol] = (_varint(index), parse_schema(branch))
+                branches[symbol] = (_varint(index), parse(branch))
     return _Writer(version, version.header, envelope, branches)
 
 
@@ -180,12 +182,14 @@ class AvroCodec:
 
     # --- decode ---------------------------------------------------------------------------------------
 
-    def decode(self, data: bytes, schema: str = "touchpoint") -> dict[str, Any]:
+    def decode(self, data: bytes | None, schema: str = "touchpoint") -> dict[str, Any]:
         """The record in ``data`` (either framing), resolved to the newest version of ``schema``.
 
         Raises ``InvalidEventError`` with kind ``undecodable`` (not framed, truncated, corrupt) or
         ``unknown_schema`` (writer schema not known, or a different schema than expected).
         """
+        if data is None:
+            raise InvalidEventError("no value (a null record / tombstone)", kind=KIND_UNDECODABLE)
         if data[:2] == SINGLE_OBJECT_MAGIC:
             if len(data) < 10:
                 raise InvalidEventError(f"truncated single-object header ({len(data)} bytes, need 10)",
@@ -213,6 +217,11 @@ class AvroCodec:
         buf.seek(offset)
         try:
             record = schemaless_reader(buf, writer.plain, reader)
+        except SchemaResolutionError as exc:
+            # Only for writer schemas fetched from a registry: local versions are checked by `schemas check`.
+            raise InvalidEventError(f"writer schema {writer.source} cannot be resolved to the local "
+                                    f"{schema} v{self.schemas.latest(schema).version}: {exc}; is schemas/ up to "
+                                    "date?", kind=KIND_UNKNOWN_SCHEMA) from None
         except EOFError:
             raise InvalidEventError(f"truncated Avro body ({len(data)} bytes, {writer.name} v{writer.version})",
                                     kind=KIND_UNDECODABLE) from None
@@ -225,7 +234,7 @@ class AvroCodec:
                                     f"({writer.name} v{writer.version})", kind=KIND_UNDECODABLE)
         if end > len(data):  # pragma: no cover - BytesIO never reads past the end
             raise InvalidEventError("truncated Avro body", kind=KIND_UNDECODABLE)
-        return record  # type: ignore[no-any-return]
+        return record  # type: ignore[return-value]
 
     def _known(self, schema: str) -> str:
         try:
@@ -262,8 +271,9 @@ class AvroCodec:
                         subject, Schema(json.dumps(writer.version.raw), "AVRO"))
                 except SchemaRegistryError as exc:
                     if getattr(exc, "http_status_code", 0) and exc.http_status_code < 500:
-                        raise ValidationError("(schema)", f"registry {self.registry_url} refused {subject} "
-                                              f"v{writer.version.version}: {exc}") from exc
+                        raise ConfigError(f"schema registry {self.registry_url} refused {subject} "
+                                          f"v{writer.version.version}: {exc}; is the subject's compatibility "
+                                          "mode stricter than BACKWARD, or was another schema registered?") from exc
                     raise RetryableError(f"schema registry {self.registry_url} failed: {exc}") from exc
                 except Exception as exc:  # noqa: BLE001 - transport errors of httpx; retry later
                     raise RetryableError(f"schema registry {self.registry_url} is not reachable ({exc}); "

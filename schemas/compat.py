@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastavro import parse_schema
-
 from touchpoint.errors import ConfigError
-from touchpoint.schemas.registry import LocalRegistry, SchemaVersion
+from touchpoint.schemas.registry import LocalRegistry, SchemaVersion, payload_record_name
 
 LOCK_FILE = "published.lock"
 PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
@@ -207,7 +205,30 @@ def check_backward(registry: LocalRegistry) -> list[Incompatibility]:
         latest = versions[-1]
         for older in versions[:-1]:
             problems.extend(incompatibilities(latest, older))
+        problems.extend(_envelope_conventions(latest))
     return problems
+
+
+def _envelope_conventions(version: SchemaVersion) -> list[Incompatibility]:
+    """The touchpoint envelope's own rules, which the codec and validation rely on: ``payload`` is the last
+    field, and every ``event_type`` symbol has its payload record (``AD_CLICK`` → ``AdClick``)."""
+    fields = version.raw.get("fields", [])
+    names = [f["name"] for f in fields]
+    if "event_type" not in names or "payload" not in names:
+        return []
+    out: list[Incompatibility] = []
+    if names[-1] != "payload":
+        out.append(Incompatibility(version.name, version.version, 0, "payload", "must stay the last field"))
+    event_type = fields[names.index("event_type")]["type"]
+    payload = fields[names.index("payload")]["type"]
+    symbols = event_type.get("symbols", []) if isinstance(event_type, dict) else []
+    branches = {_short(b["name"]) for b in payload if isinstance(b, dict) and "name" in b} \
+        if isinstance(payload, list) else set()
+    for symbol in symbols:
+        if payload_record_name(symbol) not in branches:
+            out.append(Incompatibility(version.name, version.version, 0, "event_type",
+                                       f"symbol {symbol} has no payload record {payload_record_name(symbol)}"))
+    return out
 
 
 def compatible_pair(reader_raw: dict[str, Any], writer_raw: dict[str, Any]) -> list[str]:

@@ -23,10 +23,8 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-from fastavro.schema import expand_schema
-
 from touchpoint.errors import ValidationError
-from touchpoint.schemas.registry import get_registry, payload_record_name
+from touchpoint.schemas.registry import expand, get_registry, payload_record_name
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MS = timedelta(milliseconds=1)
@@ -50,7 +48,7 @@ class _Shape:
     """What the converter needs to know about the newest touchpoint schema."""
 
     def __init__(self) -> None:
-        raw = expand_schema(get_registry().latest("touchpoint").raw)
+        raw = expand(get_registry().latest("touchpoint").raw)
         self.envelope_fields = {f["name"]: f for f in raw["fields"]}
         self.event_types: list[str] = self.envelope_fields["event_type"]["type"]["symbols"]
         by_name = {b["name"].rsplit(".", 1)[-1]: b for b in self.envelope_fields["payload"]["type"]
@@ -173,7 +171,7 @@ def event_to_json(event: dict[str, Any]) -> dict[str, Any]:
     for name, f in shape.envelope_fields.items():
         if name in out and out[name] is not None and _is_timestamp(f["type"]):
             out[name] = format_time(out[name])
-    fields = shape.payloads.get(event.get("event_type", ""))  # type: ignore[arg-type]
+    fields = shape.payloads.get(str(event.get("event_type")))
     payload = event.get("payload")
     if fields is not None and isinstance(payload, dict):
         payload = dict(payload)

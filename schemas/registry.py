@@ -15,10 +15,10 @@ from functools import lru_cache
 from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from fastavro import parse_schema
-from fastavro.schema import SchemaParseException, fingerprint, to_parsing_canonical_form
+from fastavro import parse_schema as _fastavro_parse
+from fastavro.schema import SchemaParseException, expand_schema, fingerprint, to_parsing_canonical_form
 
 from touchpoint.errors import ConfigError
 
@@ -55,6 +55,16 @@ def _fp_table() -> list[int]:
 
 
 _FP_TABLE = _fp_table()
+
+
+def parse(schema: Any) -> dict[str, Any]:
+    """fastavro.parse_schema of a record schema (typed)."""
+    return cast("dict[str, Any]", _fastavro_parse(schema))
+
+
+def expand(schema: dict[str, Any]) -> dict[str, Any]:
+    """A record schema with every named reference replaced by its definition (self-contained parts)."""
+    return cast("dict[str, Any]", expand_schema(schema))
 
 
 def strip_logical_types(schema: Any) -> Any:
@@ -108,8 +118,8 @@ class SchemaVersion:
 def parse_version(name: str, version: int, raw: dict[str, Any], source: str) -> SchemaVersion:
     """Parse one schema document; raises ConfigError naming the file when it is not valid Avro."""
     try:
-        parsed = parse_schema(copy.deepcopy(raw))
-        plain = parse_schema(strip_logical_types(raw))
+        parsed = parse(copy.deepcopy(raw))
+        plain = parse(strip_logical_types(raw))
         canonical = to_parsing_canonical_form(raw)
     except (SchemaParseException, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"{source}: not a valid Avro schema: {exc}") from exc

@@ -14,11 +14,9 @@ import time
 from functools import lru_cache
 from typing import Any, Callable
 
-from fastavro.schema import expand_schema
-
 from touchpoint.errors import ValidationError
 from touchpoint.schemas._fastcheck import compile_fast
-from touchpoint.schemas.registry import LocalRegistry, get_registry, payload_record_name
+from touchpoint.schemas.registry import LocalRegistry, expand, get_registry, payload_record_name
 
 Checker = Callable[[Any], None]
 
@@ -27,6 +25,8 @@ MAX_FUTURE_MILLIS = 86_400_000            # occurred_at may be at most one day a
 SURVEY_SCALES: dict[str, tuple[int, int]] = {"NPS": (0, 10), "CSAT": (1, 5), "CES": (1, 7)}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
+_uuid_match = _UUID.match
+_time = time.time
 _INT_RANGE = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _MISSING = object()
 
@@ -218,8 +218,8 @@ def _touchpoint_checker(raw: dict[str, Any], max_bytes: int) -> Checker:
     def check_payload(v: Any, event: dict[str, Any]) -> None:
         event_type = event.get("event_type")
         check = branch_checks.get(event_type)  # type: ignore[arg-type]
-        if check is None:
-            return  # the event_type check reports it
+        if check is None:  # a symbol without its payload record: `touchpoint schemas check` reports the schema
+            raise _fail("", f"the schema has no payload record for event_type {event_type}")
         if type(v) is dict:
             extra = v.keys() - branch_fields[event_type]  # type: ignore[index]
             if extra:
@@ -233,29 +233,23 @@ def _touchpoint_checker(raw: dict[str, Any], max_bytes: int) -> Checker:
     return _compile_record(expanded, max_bytes, special={"payload": check_payload})
 
 
-def _with_fast_path(fast: Callable[[Any], bool], precise: Checker) -> Checker:
-    def check(record: Any) -> None:
-        if not fast(record):
-            precise(record)
-    return check
-
-
 @lru_cache(maxsize=32)
-def _checker(schema: str, max_bytes: int, registry: LocalRegistry | None = None) -> Checker:
+def _checks(schema: str, max_bytes: int, registry: LocalRegistry | None = None) -> tuple[Callable[[Any], bool], Checker]:
+    """(fast, precise) checks of the newest version of ``schema``; see _fastcheck for how they combine."""
     reg = registry or get_registry()
-    raw = expand_schema(reg.latest(schema).raw)
-    if schema == "touchpoint":
-        precise = _touchpoint_checker(raw, max_bytes)
-        symbols = next(f for f in raw["fields"] if f["name"] == "event_type")["type"]["symbols"]
-        payload = next(f for f in raw["fields"] if f["name"] == "payload")
-        by_name = {str(b["name"]).rsplit(".", 1)[-1]: b for b in payload["type"] if isinstance(b, dict)}
-        branches = {s: compile_fast(by_name[payload_record_name(s)], max_bytes, MIN_EVENT_MILLIS)
-                    for s in symbols if payload_record_name(s) in by_name}
-        fast = compile_fast(raw, max_bytes, MIN_EVENT_MILLIS, union_field=("payload", "event_type", branches))
-    else:
-        precise = _compile_record(raw, max_bytes)
-        fast = compile_fast(raw, max_bytes, MIN_EVENT_MILLIS)
-    return _with_fast_path(fast, precise)
+    raw = expand(reg.latest(schema).raw)
+    if schema != "touchpoint":
+        return compile_fast(raw, max_bytes, MIN_EVENT_MILLIS), _compile_record(raw, max_bytes)
+    symbols = next(f for f in raw["fields"] if f["name"] == "event_type")["type"]["symbols"]
+    payload = next(f for f in raw["fields"] if f["name"] == "payload")
+    by_name = {str(b["name"]).rsplit(".", 1)[-1]: b for b in payload["type"] if isinstance(b, dict)}
+    branches = {s: compile_fast(by_name[payload_record_name(s)], max_bytes, MIN_EVENT_MILLIS)
+                for s in symbols if payload_record_name(s) in by_name}
+    fast = compile_fast(raw, max_bytes, MIN_EVENT_MILLIS, union_field=("payload", "event_type", branches))
+    return fast, _touchpoint_checker(raw, max_bytes)
+
+
+_TOUCHPOINT_CHECKS: dict[int, tuple[Callable[[Any], bool], Checker]] = {}
 
 
 # --- public API ---------------------------------------------------------------------------------------------
@@ -264,7 +258,9 @@ def validate_record(record: Any, schema: str = "touchpoint", registry: LocalRegi
                     max_string_bytes: int = 65536) -> None:
     """Structural check of ``record`` against the newest version of ``schema`` (types, required fields,
     unknown fields, enum symbols, int ranges, string length). Raises ``ValidationError(field, rule)``."""
-    _checker(schema, max_string_bytes, registry)(record)
+    fast, precise = _checks(schema, max_string_bytes, registry)
+    if not fast(record):
+        precise(record)
 
 
 def validate_event(event: Any, max_string_bytes: int = 65536) -> None:
@@ -277,22 +273,24 @@ def validate_event(event: Any, max_string_bytes: int = 65536) -> None:
     and the scale the standard one for its kind (NPS 0-10, CSAT 1-5, CES 1-7); no string longer than
     ``max_string_bytes`` UTF-8 bytes.
     """
-    if type(event) is not dict:
-        raise _fail("(event)", f"must be an object, not {_type_name(event)}", event)
-    event_type = event.get("event_type")
-    checker = _checker("touchpoint", max_string_bytes)
-    checker(event)
+    checks = _TOUCHPOINT_CHECKS.get(max_string_bytes)
+    if checks is None:
+        checks = _TOUCHPOINT_CHECKS[max_string_bytes] = _checks("touchpoint", max_string_bytes)
+    if not checks[0](event):
+        if type(event) is not dict:
+            raise _fail("(event)", f"must be an object, not {_type_name(event)}", event)
+        checks[1](event)  # raises with the field and the rule
 
     event_id = event["event_id"]
-    if _UUID.match(event_id) is None:
+    if _uuid_match(event_id) is None:
         raise _fail("event_id", "must be a UUID in lower-case canonical form (8-4-4-4-12 hex digits)", event_id)
-    if not event.get("customer_id") and not event.get("anonymous_id"):
+    if not (event.get("customer_id") or event.get("anonymous_id")):
         raise _fail("customer_id", "customer_id or anonymous_id is required (both are null or empty)")
     occurred_at = event["occurred_at"]
-    if occurred_at > time.time() * 1000 + MAX_FUTURE_MILLIS:
+    if occurred_at > _time() * 1000 + MAX_FUTURE_MILLIS:
         raise _fail("occurred_at", f"{occurred_at} is more than a day in the future (epoch milliseconds expected; "
                                    "microseconds given, or a wrong clock?)", occurred_at)
-    rule = _SEMANTIC.get(event_type)  # type: ignore[arg-type]
+    rule = _SEMANTIC.get(event["event_type"])
     if rule is not None:
         rule(event["payload"])
 

@@ -130,12 +130,13 @@ def engine_connection_string(client: Any) -> str:
     )
 
 
-def serve_readonly(client: Any, host: str = "127.0.0.1", port: int | None = None, *, database: str | None = None,
+def serve_readonly(client: Any, host: str | int = "127.0.0.1", port: int | None = None, *, database: str | None = None,
                    settings: Any = None, max_concurrent: int = 4) -> ReadOnlySQLServer:
     """Start the read-only ClickHouse HTTP interface over the embedded store ``client`` uses; return the running
     server (``server.port``, ``server.url``, ``server.close()``).
 
-    ``client`` is the owner's clickhouse-connect chdb client (or a sink ``Store`` holding one). ``port`` defaults
+    ``client`` is the owner's clickhouse-connect chdb client (or a sink ``Store`` holding one, or a zero-argument
+    factory returning one); only its engine path is used: requests run on their own handles. ``port`` defaults
     to ``settings.sink_sql_port`` (0 picks a free port); ``database`` (the default database of requests that name
     none) to ``settings.clickhouse_database``. Binds to loopback only: ``host`` must be a loopback address.
     """
@@ -143,6 +144,10 @@ def serve_readonly(client: Any, host: str = "127.0.0.1", port: int | None = None
         from touchpoint.config import get_settings
 
         settings = get_settings()
+    if isinstance(host, int):  # serve_readonly(client, port): the port given positionally
+        host, port = "127.0.0.1", host if port is None else port
+    if callable(client) and not hasattr(client, "query") and not hasattr(client, "client"):
+        client = client()  # a zero-argument factory of the owner's client
     if host not in LOOPBACK_HOSTS:
         raise ConfigError(f"the read-only SQL port binds to loopback only (127.0.0.1, ::1), not {host!r}")
     raw_client = getattr(client, "client", client)

@@ -71,6 +71,8 @@ class SinkStats:
     dead_letters: int = 0
     commits: int = 0
     max_pending_rows: int = 0
+    first_record_at: float = 0.0   # monotonic time of the first record consumed (benchmarks)
+    last_flush_at: float = 0.0     # monotonic time the last batch was committed
 
     def total_rows(self) -> int:
         return sum(self.rows_inserted.values())
@@ -101,6 +103,7 @@ class SinkLoop:
         self._dlq_pending = 0
         self._dlq_errors: list[str] = []
         self._last_progress = time.monotonic()
+        self._assigned_at = 0.0
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -157,10 +160,11 @@ class SinkLoop:
                         continue
                     self._accept(message)
                 now = time.monotonic()
-                if messages:
-                    last_message = now
+                if messages or self._assigned_at > last_message:
+                    last_message = max(now if messages else 0.0, self._assigned_at)
                 for table in self.batcher.due(now):
                     self._flush(table)
+                m.SINK_PENDING_ROWS.set(self.batcher.pending_rows())
                 self._progress(now)
                 if (idle_exit is not None and self._assigned and now - last_message >= idle_exit
                         and self.batcher.pending_rows() == 0 and not self.batcher.due(now + 1e9)):
@@ -190,6 +194,8 @@ class SinkLoop:
     def _accept(self, message: Message) -> None:
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         spec = self.routes[topic]
+        if not self.stats.first_record_at:
+            self.stats.first_record_at = time.monotonic()
         if self.settings.sink_resume_from_store:
             stored = self._watermark(spec, topic, partition)
             if stored is not None and offset <= stored:
@@ -253,6 +259,7 @@ class SinkLoop:
         self._await_dead_letters()
         self.store.faults.before_commit(self._stop.is_set)
         self._commit(batch)
+        self.stats.last_flush_at = time.monotonic()
 
     def _insert(self, spec: TableSpec, rows: list[tuple[Any, ...]], messages: list[Any]) -> None:
         try:
@@ -318,6 +325,9 @@ class SinkLoop:
             except StoreRetryableError as exc:
                 attempt += 1
                 self._wait_retry(attempt, f"reading the stored offset of {topic}[{partition}] failed: {exc}")
+            except StoreRejectedError as exc:
+                raise StoreRejectedError(f"{exc} -- the sink stops: cannot read what {spec.table} already holds "
+                                         "(run `touchpoint sink migrate`?)", exc.code) from exc
         self._resume()
         self._watermarks[key] = value
         if value is not None:
@@ -367,6 +377,7 @@ class SinkLoop:
         self.stats.commits += 1
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned_at = time.monotonic()
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self._assigned.add(key)

@@ -4,7 +4,7 @@ Steps of ``run_sink``, in order:
 1. connect to ClickHouse (``settings.dsn``) and apply pending migrations (a failed one stops here);
 2. serve Prometheus ``/metrics`` on ``settings.sink_metrics_port`` (0: off);
 3. when the store is embedded and ``settings.sink_sql_port`` is not 0, serve read-only SQL over the ClickHouse
-   HTTP interface in a thread (the embedded engine belongs to this process, so analysts query through it);
+   HTTP interface (``touchpoint.sinks.http_server``, its own thread) (the embedded engine belongs to this process, so analysts query through it);
 4. run the loop until SIGINT/SIGTERM: then flush, commit, close.
 """
 
@@ -24,26 +24,14 @@ from touchpoint.sinks.store import Store
 log = logging.getLogger(__name__)
 
 
-def start_sql_server(settings: Any, store: Store) -> threading.Thread | None:
-    """Start the analyst engineer's read-only HTTP server in a daemon thread (embedded store only)."""
+def start_sql_server(settings: Any, store: Store) -> Any:
+    """Start the read-only ClickHouse HTTP interface over the embedded store (it runs its own thread);
+    returns the server (``close()`` stops it) or None when not applicable."""
     if not store.embedded or not settings.sink_sql_port:
         return None
-    try:
-        from touchpoint.sinks.http_server import serve_readonly
-    except ImportError as exc:
-        log.warning("read-only SQL server not available (%s); analysts cannot query while the sink runs", exc)
-        return None
+    from touchpoint.sinks.http_server import serve_readonly
 
-    def client_factory() -> Any:
-        import clickhouse_connect
-
-        return clickhouse_connect.get_client(**settings.clickhouse_kwargs())
-
-    thread = threading.Thread(target=serve_readonly, args=(client_factory, settings.sink_sql_port),
-                              name="sink-sql", daemon=True)
-    thread.start()
-    log.info("read-only ClickHouse HTTP interface on 127.0.0.1:%d", settings.sink_sql_port)
-    return thread
+    return serve_readonly(store, port=settings.sink_sql_port, settings=settings)
 
 
 def run_sink(settings: Any, *, idle_exit: float | None = None) -> SinkStats:
@@ -54,7 +42,7 @@ def run_sink(settings: Any, *, idle_exit: float | None = None) -> SinkStats:
             log.info("applied migrations: %s", ", ".join(applied))
         if settings.sink_metrics_port:
             metrics.serve(settings.sink_metrics_port)
-        start_sql_server(settings, store)
+        sql_server = start_sql_server(settings, store)
         loop = SinkLoop(settings, store)
 
         def _stop(signum: int, _frame: Any) -> None:
@@ -64,6 +52,10 @@ def run_sink(settings: Any, *, idle_exit: float | None = None) -> SinkStats:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, _stop)
             signal.signal(signal.SIGTERM, _stop)
-        return loop.run(idle_exit=idle_exit)
+        try:
+            return loop.run(idle_exit=idle_exit)
+        finally:
+            if sql_server is not None:
+                sql_server.close()
     finally:
         store.close()

@@ -50,7 +50,8 @@ def check(ctx: WorkerContext, value: bytes | None) -> tuple[dict[str, Any] | Non
 
 
 async def _park() -> None:
-    await asyncio.Event().wait()  # cancelled when the worker stops
+    """Wait until the worker stop cancels this agent (faust only waits for *acked* events at stop)."""
+    await asyncio.Event().wait()
 
 
 def register(app: faust.App, ctx: WorkerContext) -> None:
@@ -64,8 +65,6 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
     async def decode(stream: faust.StreamT) -> None:
         async for event in stream.events():
             msg = event.message
-            if ctx.fatal_reason is not None:
-                await _park()  # stopping: never ack what was not handled, so it is read again after the fix
             decoded, kind, reason = check(ctx, msg.value)
             if decoded is None:
                 await dead.send(DeadLetter(key=msg.key, value=msg.value, reason=reason, kind=kind, stage=STAGE,
@@ -78,6 +77,10 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                         f"{settings.dead_letter_topic}, fix the producers, then restart the worker "
                         "(or raise TOUCHPOINT_DEAD_LETTER_MAX_RATIO)"
                     )
+                    # This record is handled (dead-lettered): ack it so the stop commits it, then take no more.
+                    # Records after it stay uncommitted and are read again by the next start.
+                    event.ack()
+                    await _park()
                 continue
             guard.record(False)
             await out.send(key=identity_key(decoded).encode("utf-8"), value=internal.encode_event(decoded))

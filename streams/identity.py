@@ -65,7 +65,7 @@ class RouteResult(NamedTuple):
 
 def identity_key(event: dict[str, Any]) -> str:
     """Key of the identity topic: the anonymous id when the event has one, else the customer id."""
-    return event.get("anonymous_id") or event["customer_id"]
+    return str(event.get("anonymous_id") or event["customer_id"])
 
 
 def is_merge_marker(event: dict[str, Any]) -> bool:
@@ -90,10 +90,10 @@ def _as_customer(event: dict[str, Any], customer_id: str) -> dict[str, Any]:
 
 def route(alias: AliasState | None, event: dict[str, Any], now_ms: int, *, buffer_limit: int = 1000) -> RouteResult:
     """Decide the journey owner(s) of ``event`` given the alias state of its anonymous id (see module doc)."""
-    anon = event.get("anonymous_id")
-    customer = event.get("customer_id")
+    anon: str | None = event.get("anonymous_id")
+    customer: str | None = event.get("customer_id")
     if not anon:
-        return RouteResult(alias, [RoutedEvent(customer, event, False)], None, False, False)
+        return RouteResult(alias, [RoutedEvent(str(customer), event, False)], None, False, False)
     if alias is None:
         alias = AliasState(anonymous_id=anon)
         changed = True

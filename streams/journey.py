@@ -93,6 +93,10 @@ class Journey:
     # ticket_id -> [opened_at min, resolved_at max, first-arrived resolved_at, its channel, resolution counted]
     tickets: dict[str, list[Any]] = field(default_factory=dict)
     anonymous_ids: list[str] = field(default_factory=list)
+    # Derived from summaries, never stored (state_codec leaves them out; rebuilt on first use): the path steps
+    # handed out in snapshots (earliest path_limit touches) and the campaign-carrying touches, both sorted.
+    path_cache: list[dict[str, Any]] | None = field(default=None, compare=False, repr=False)
+    campaign_cache: list[tuple[int, str, str]] | None = field(default=None, compare=False, repr=False)
 
     @property
     def first_at(self) -> int:
@@ -124,7 +128,7 @@ class ApplyResult(NamedTuple):
 
 
 def journey_id(owner: str, journey: Journey) -> str:
-    return f"{owner}:{journey.first_at}"
+    return f"{owner}:{journey.summaries[0][0]}"
 
 
 def apply(
@@ -158,10 +162,10 @@ def apply(
     occurred_at = int(event["occurred_at"])
     journey, superseded_ids = _place(state, occurred_at, cfg)
     contributions = [] if restitched else _contributions(journey, event, cfg)
-    _absorb(journey, event)
+    _absorb(journey, event, cfg.path_limit)
     journey.version += 1
-    if len(state.journeys) > cfg.max_journeys:
-        del state.journeys[: len(state.journeys) - cfg.max_journeys]
+    while len(state.journeys) > cfg.max_journeys:  # forget the oldest journey, never the one just updated
+        state.journeys.pop(1 if state.journeys[0] is journey else 0)
 
     snapshot = _snapshot(state, journey, cfg, now_ms)
     superseded = [dict(snapshot, journey_id=old, merged_into=state.owner) for old in superseded_ids]
@@ -179,17 +183,23 @@ def snapshots_of(state: JourneyState, cfg: JourneyConfig, now_ms: int) -> list[d
 def _place(state: JourneyState, t: int, cfg: JourneyConfig) -> tuple[Journey, list[str]]:
     """The journey event time ``t`` belongs to (created, or fused when t bridges journeys) and the ids retired."""
     gap = cfg.inactivity_gap_ms
-    hits = [i for i, j in enumerate(state.journeys) if j.first_at - gap <= t <= j.last_at + gap]
+    journeys = state.journeys
+    if len(journeys) == 1:  # the common case
+        only = journeys[0]
+        first, last = only.summaries[0][0], only.summaries[-1][0]
+        if first <= t <= last + gap:
+            return only, []
+    hits = [i for i, j in enumerate(journeys) if j.summaries[0][0] - gap <= t <= j.summaries[-1][0] + gap]
     if not hits:
         journey = Journey()
-        starts = [j.first_at for j in state.journeys]
-        state.journeys.insert(bisect_left(starts, t), journey)
+        starts = [j.summaries[0][0] for j in journeys]
+        journeys.insert(bisect_left(starts, t), journey)
         return journey, []
     retired: list[str] = []
-    journey = state.journeys[hits[0]]
+    journey = journeys[hits[0]]
     old_id = journey_id(state.owner, journey)
     for i in reversed(hits[1:]):
-        other = state.journeys.pop(i)
+        other = journeys.pop(i)
         retired.append(journey_id(state.owner, other))
         _fuse(journey, other)
     if t < journey.first_at:
@@ -201,6 +211,7 @@ def _fuse(into: Journey, other: Journey) -> None:
     """Fold journey ``other`` into ``into`` (both of one owner, ``into`` earlier)."""
     into.version = max(into.version, other.version) + 1
     into.summaries = sorted(into.summaries + other.summaries)
+    into.path_cache = into.campaign_cache = None
     for k, v in other.counts.items():
         into.counts[k] = into.counts.get(k, 0) + v
     into.stage = max(into.stage, other.stage)
@@ -263,11 +274,26 @@ def _apply_marker(state: JourneyState | None, marker: dict[str, Any], cfg: Journ
 # --- absorbing one event ------------------------------------------------------------------------------------
 
 
-def _absorb(j: Journey, event: dict[str, Any]) -> None:
+def _absorb(j: Journey, event: dict[str, Any], path_limit: int) -> None:
     etype = event["event_type"]
     occurred_at = int(event["occurred_at"])
     event_id = event["event_id"]
-    insort(j.summaries, (occurred_at, event_id, etype, event.get("channel") or "other", st.campaign_of(event)))
+    channel = event.get("channel") or "other"
+    campaign = st.campaign_of(event)
+    summary = (occurred_at, event_id, etype, channel, campaign)
+    summaries = j.summaries
+    if not summaries or summary > summaries[-1]:
+        pos = len(summaries)
+        summaries.append(summary)
+    else:
+        pos = bisect_left(summaries, summary)
+        summaries.insert(pos, summary)
+    if j.path_cache is not None and pos < path_limit:
+        j.path_cache.insert(pos, {"event_type": etype, "channel": channel, "occurred_at": occurred_at})
+        if len(j.path_cache) > path_limit:
+            j.path_cache.pop()
+    if campaign and j.campaign_cache is not None:
+        insort(j.campaign_cache, (occurred_at, event_id, campaign))
     j.counts[etype] = j.counts.get(etype, 0) + 1
     rank = st.stage_rank(event)
     if rank > j.stage:
@@ -333,7 +359,7 @@ def _contributions(j: Journey, event: dict[str, Any], cfg: JourneyConfig) -> lis
                 amount = int(p["amount_minor"])
                 comps["checkouts_completed"] = 1
                 comps["revenue_minor"] = amount
-                campaign = _last_campaign_before(j.summaries, (occurred_at, event["event_id"])) or ""
+                campaign = _last_campaign_before(j, (occurred_at, event["event_id"])) or ""
                 if campaign:
                     comps["attributed_conversions"] = 1
                     comps["attributed_revenue_minor"] = amount
@@ -383,12 +409,17 @@ def _contributions(j: Journey, event: dict[str, Any], cfg: JourneyConfig) -> lis
     return [main, *extra] if extra else [main]
 
 
-def _last_campaign_before(summaries: list[Summary], key: tuple[int, str]) -> str | None:
-    for i in range(bisect_left(summaries, key) - 1, -1, -1):
-        campaign = summaries[i][4]
-        if campaign:
-            return campaign
-    return None
+def _campaigns(j: Journey) -> list[tuple[int, str, str]]:
+    if j.campaign_cache is None:
+        j.campaign_cache = [(s[0], s[1], s[4]) for s in j.summaries if s[4]]
+    return j.campaign_cache
+
+
+def _last_campaign_before(j: Journey, key: tuple[int, str]) -> str | None:
+    """Campaign of the latest campaign-carrying touch strictly before ``key`` (occurred_at, event_id)."""
+    campaigns = _campaigns(j)
+    pos = bisect_left(campaigns, key)  # (t, id) sorts before every (t, id, campaign)
+    return campaigns[pos - 1][2] if pos else None
 
 
 # --- snapshot -----------------------------------------------------------------------------------------------
@@ -404,8 +435,16 @@ def _snapshot(state: JourneyState, j: Journey, cfg: JourneyConfig, now_ms: int) 
     end = bisect_left(summaries, first[:2]) if first else n
     if end == 0:
         end = 1
-    first_campaign = next((s[4] for s in summaries[:end] if s[4]), None)
-    last_campaign = next((summaries[i][4] for i in range(end - 1, -1, -1) if summaries[i][4]), None)
+    campaigns = _campaigns(j)
+    bound = summaries[end - 1]
+    pos = bisect_left(campaigns, (bound[0], bound[1]))
+    if pos < len(campaigns) and campaigns[pos][0] == bound[0] and campaigns[pos][1] == bound[1]:
+        pos += 1  # the bound touch itself is included
+    first_campaign = campaigns[0][2] if pos else None
+    last_campaign = campaigns[pos - 1][2] if pos else None
+    path = j.path_cache
+    if path is None:
+        path = j.path_cache = [{"event_type": s[2], "channel": s[3], "occurred_at": s[0]} for s in summaries[:limit]]
     currency = first[3] if first else None
     revenue = sum(o[2] for o in j.orders.values() if o[3] == currency)
     on_time = late = failed = delay = 0
@@ -437,7 +476,7 @@ def _snapshot(state: JourneyState, j: Journey, cfg: JourneyConfig, now_ms: int) 
         "first_touch_at": summaries[0][0],
         "last_touch_at": summaries[-1][0],
         "anonymous_ids": list(j.anonymous_ids),
-        "path": [{"event_type": s[2], "channel": s[3], "occurred_at": s[0]} for s in summaries[:limit]],
+        "path": list(path),
         "path_truncated": max(0, n - limit),
         "event_count": n,
         "counts_by_type": dict(j.counts),

@@ -43,7 +43,7 @@ def stage_rank(event: dict[str, Any]) -> int:
 
 def is_service(event: dict[str, Any]) -> bool:
     """Support interactions make up the service phase."""
-    return event["event_type"] == SUPPORT_INTERACTION
+    return bool(event["event_type"] == SUPPORT_INTERACTION)
 
 
 def campaign_of(event: dict[str, Any]) -> str | None:

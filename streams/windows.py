@@ -88,6 +88,18 @@ def plan(
     return Plan(by_window, late)
 
 
+def by_cell(pl: Plan) -> dict[tuple[int, Dims], list[Contribution]]:
+    """The plan regrouped per (window_start, dims), for apps that key window state by (window_start, partition,
+    dims): each event then rewrites one small value instead of every dims combination of its minute (a window
+    with 45 dims costs ~11 us to marshal per event here, a single cell ~1.7 us). ``absorb``/``snapshots`` work
+    unchanged on single-cell WindowStates, and offsets stay monotonic per cell."""
+    cells: dict[tuple[int, Dims], list[Contribution]] = {}
+    for ws, contributions in pl.by_window.items():
+        for c in contributions:
+            cells.setdefault((ws, c.dims), []).append(c)
+    return cells
+
+
 def absorb(
     window: WindowState | None,
     contribution: Contribution | list[Contribution],

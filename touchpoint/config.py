@@ -45,8 +45,8 @@ class Settings(BaseSettings):
     )
     kafka_security_protocol: str = Field("PLAINTEXT", description="librdkafka security.protocol.")
     kafka_sasl_mechanism: str | None = Field(None, description="librdkafka sasl.mechanism.")
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_username: str | None = Field(None, description="librdkafka sasl.username.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="librdkafka sasl.password (never printed).")
     local_broker_port: int = Field(19092, description="Client port of the local broker (controller uses port+1).")
     schema_registry_url: str | None = Field(
         None, description="Confluent schema registry URL (mock:// for tests). Unset: Avro single-object encoding."
@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     topic_replication: int = Field(1, ge=1, description="Replication factor of the pipeline topics.")
 
     # --- producer ------------------------------------------------------------------------------
-    producer_linger_ms: int = Field(20, ge=0)
+    producer_linger_ms: int = Field(20, ge=0, description="librdkafka linger.ms: how long the producer waits to fill a batch.")
     producer_compression: str = Field("lz4", description="none, gzip, snappy, lz4 or zstd.")
     max_string_bytes: int = Field(64 * 1024, ge=1, description="Longest string field an event may carry.")
 
@@ -81,8 +81,8 @@ class Settings(BaseSettings):
     clickhouse_database: str = Field("touchpoint", description="Database holding the pipeline's tables.")
     raw_ttl_days: int = Field(0, ge=0, description="TTL of raw touchpoints in days; 0 keeps them forever.")
     sink_group: str = Field("touchpoint-sink", description="Consumer group of the sink.")
-    sink_batch_rows: int = Field(50_000, ge=1)
-    sink_batch_seconds: float = Field(1.0, gt=0)
+    sink_batch_rows: int = Field(50_000, ge=1, description="The sink inserts a batch when it holds this many rows...")
+    sink_batch_seconds: float = Field(1.0, gt=0, description="...or when its oldest row waited this long.")
     sink_metrics_port: int = Field(9464, description="Sink's Prometheus /metrics port.")
     sink_sql_port: int = Field(8124, description="Read-only ClickHouse HTTP interface over the embedded store (0 disables).")
     sink_resume_from_store: bool = Field(

@@ -21,9 +21,11 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from touchpoint.config import Settings
 from touchpoint.errors import BrokerUnavailableError, ConfigError
@@ -79,25 +81,36 @@ class LocalBroker:
     def log_path(self) -> Path:
         return self.data_dir / "logs" / "server.log"
 
-    def _run(self, *args: str, output: IO[str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run kafka.sh; its progress (stderr) goes to ``output`` when given, else is captured for error messages."""
-        stderr: int | IO[str] = subprocess.PIPE if output is None else output
-        proc = subprocess.run(
-            ["bash", str(kafka_script()), *args], stdout=subprocess.PIPE, stderr=stderr, text=True, stdin=subprocess.DEVNULL
+    def _run(self, *args: str, output: IO[str] | None = None, check: bool = True) -> tuple[int, str, str]:
+        """Run kafka.sh; return (exit status, stdout, stderr). Its progress lines (stderr) are also copied to
+        ``output`` as they come (the first fetch takes a while)."""
+        proc = subprocess.Popen(
+            ["bash", str(kafka_script()), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
         )
-        if check and proc.returncode != 0:
-            detail = (proc.stderr or "").strip() or f"exit status {proc.returncode}"
+        assert proc.stdout is not None and proc.stderr is not None
+        err_lines = []
+        for line in proc.stderr:  # kafka.sh writes little to stdout, so reading stderr first cannot block on it
+            err_lines.append(line)
+            if output is not None and not line.startswith("kafka.sh: "):  # errors go into the exception instead
+                output.write(line)
+                output.flush()
+        out = proc.stdout.read()
+        code = proc.wait()
+        err = "".join(err_lines)
+        if check and code != 0:
+            detail = err.strip() or f"exit status {code}"
             raise BrokerUnavailableError(f"local Kafka broker: kafka.sh {args[0]} failed: {detail}")
-        return proc
+        return code, out, err
 
     def fetch(self, output: IO[str] | None = None) -> None:
         """Download the broker's jars into the cache if they are not there yet."""
         self._run("fetch", output=output)
 
     def status(self) -> BrokerStatus:
-        proc = self._run("status", str(self.data_dir), check=False)
-        fields = dict(part.split("=", 1) for part in proc.stdout.split() if "=" in part)
-        running = proc.returncode == 0 and proc.stdout.startswith("running")
+        code, out, _ = self._run("status", str(self.data_dir), check=False)
+        fields = dict(part.split("=", 1) for part in out.split() if "=" in part)
+        running = code == 0 and out.startswith("running")
         return BrokerStatus(
             running=running,
             port=int(fields.get("port", self.port)),
@@ -147,12 +160,12 @@ class LocalBroker:
         return was_running
 
 
-def probe(bootstrap: str, timeout: float = 5.0, config: dict[str, object] | None = None) -> tuple[bool, str]:
+def probe(bootstrap: str, timeout: float = 5.0, config: dict[str, Any] | None = None) -> tuple[bool, str]:
     """Whether a Kafka cluster at ``bootstrap`` answers a metadata request within ``timeout``; and the error if not."""
-    from confluent_kafka import KafkaException
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient
 
-    conf: dict[str, object] = {"bootstrap.servers": bootstrap}
+    conf: dict[str, Any] = {"bootstrap.servers": bootstrap}
     if config:
         conf.update(config)
     conf["bootstrap.servers"] = bootstrap
@@ -169,7 +182,8 @@ def probe(bootstrap: str, timeout: float = 5.0, config: dict[str, object] | None
     try:
         AdminClient(conf).list_topics(timeout=timeout)
     except KafkaException as exc:
-        return False, str(exc.args[0] if exc.args else exc)
+        err = exc.args[0] if exc.args else None
+        return False, err.str() if isinstance(err, KafkaError) else str(exc)
     return True, ""
 
 
@@ -191,3 +205,19 @@ def ensure_broker(settings: Settings, timeout: float = 120.0, output: IO[str] | 
         return settings.bootstrap_servers
     local_broker(settings).start(timeout=timeout, output=output)
     return settings.bootstrap_servers
+
+
+@contextmanager
+def broker_for(settings: Settings, timeout: float = 120.0, output: IO[str] | None = sys.stderr) -> Iterator[str]:
+    """Like :func:`ensure_broker`, and stop the local broker on exit if (and only if) this call started it.
+
+    For commands such as ``touchpoint run`` and ``touchpoint demo`` that should leave the machine as they found it.
+    """
+    broker = local_broker(settings)
+    started = settings.uses_local_broker and not probe(settings.bootstrap_servers, timeout=3.0)[0]
+    bootstrap = ensure_broker(settings, timeout=timeout, output=output)
+    try:
+        yield bootstrap
+    finally:
+        if started:
+            broker.stop()

@@ -65,6 +65,7 @@ SINK_RECORDS_SKIPPED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+SINK_PENDING_ROWS = Gauge("touchpoint_sink_pending_rows", "Rows consumed and held in batches, not yet inserted.", registry=REGISTRY)
 SINK_PAUSED = Gauge("touchpoint_sink_paused", "1 while the sink has paused consumption because ClickHouse is failing.", registry=REGISTRY)
 
 

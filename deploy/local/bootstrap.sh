@@ -35,8 +35,11 @@ else
     step "Python environment up to date (.venv)"
 fi
 
-# 2. Debian tools: kcat (independent Kafka client), prometheus + promtool (metrics tests, rule checks).
+# 2. Debian tools: kcat (independent Kafka client), prometheus + promtool (metrics tests, rule checks);
+#    Java and Maven too, should this machine lack them (they run and fetch the broker).
 missing=()
+command -v java >/dev/null 2>&1 || missing+=(default-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
     missing+=(prometheus)
@@ -55,7 +58,7 @@ if ((${#missing[@]})); then
         systemctl stop prometheus || true
     fi
 else
-    step "kcat, prometheus and promtool present"
+    step "kcat, prometheus, promtool, java and mvn present"
 fi
 
 # 3. Kafka jars (cached between runs).

@@ -46,7 +46,7 @@ fetch() {
     # Two fetches at once (a test run and a bootstrap) must not interleave their copies.
     exec 9>"$CACHE_DIR/.lock"
     flock 9
-    if jars_ready; then flock -u 9; return 0; fi
+    if jars_ready; then exec 9>&-; return 0; fi
     say "Fetching Apache Kafka $KAFKA_VERSION jars with Maven into $LIBS (first use only)..."
     local tmp=$CACHE_DIR/libs.tmp.$$ log=$CACHE_DIR/mvn.log
     rm -rf "$tmp"
@@ -63,7 +63,7 @@ fetch() {
     mv "$tmp" "$LIBS"
     pom_sum >"$LIBS/.complete"
     say "  $(ls "$LIBS"/*.jar | wc -l) jars ready in $LIBS"
-    flock -u 9
+    exec 9>&-  # closing the lock file releases the lock (and keeps it out of the broker process)
 }
 
 # Absolute, physical path of a data dir (created if missing).

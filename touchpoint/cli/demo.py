@@ -6,8 +6,10 @@ groups), so runs never mix and the report covers exactly the simulated traffic.
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -71,6 +73,8 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Simulator seed (same seed, same traffic).")] = 1,
     timeout: Annotated[float, typer.Option("--timeout", min=10, help="Seconds to wait for everything to be queryable.")] = 300.0,
     keep_running: Annotated[bool, typer.Option("--keep-running", help="Leave worker and sink running after the report (Ctrl-C stops).")] = False,
+    truth_file: Annotated[Optional[Path], typer.Option("--truth", help="Also write the simulator's truth (JSON) here.")] = None,
+    report_file: Annotated[Optional[Path], typer.Option("--report-json", help="Also write the report (JSON) here.")] = None,
 ) -> None:
     """Run the whole pipeline on a few thousand simulated customers and check the report against the truth.
 
@@ -80,6 +84,7 @@ def demo(
     """
     from touchpoint.producers.simulator import SimulationConfig, produce, simulate
 
+    bad: list[Check] = []
     run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime())
     ns = namespace(run_id)
     settings = load_settings(**{k.removeprefix("TOUCHPOINT_").lower(): v for k, v in ns.items()})
@@ -103,6 +108,10 @@ def demo(
             if stop.stopping:
                 raise TouchpointError(f"interrupted ({stop.received})")
             report = build_report(reader, settings)
+            if truth_file is not None:
+                truth_file.write_text(json.dumps(sim.truth, indent=2, sort_keys=True) + "\n")
+            if report_file is not None:
+                report_file.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n")
             print_report(report)
             checks = compare(report, sim.truth)
             print_checks(checks)
@@ -133,8 +142,6 @@ def print_report(report: dict[str, Any]) -> None:
     try:
         from touchpoint.cli.query import render_report  # the analyst layer's own rendering, when it has one
     except ImportError:
-        import json
-
         _out.print_json(json.dumps(report, default=str))
         return
     render_report(report, _out)

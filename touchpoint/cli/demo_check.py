@@ -84,39 +84,57 @@ def _get(report: dict[str, Any], path: str) -> Any:
     return node
 
 
-# (figure, path in the simulator's truth, path in build_report's JSON)
+# (figure, path in the simulator's truth, key in build_report's totals / totals_from_metrics)
 FIGURES: tuple[tuple[str, str, str], ...] = (
-    ("touchpoints", "events", "totals.touchpoints"),
-    ("checkouts started", "checkouts.started", "totals.checkouts_started"),
-    ("checkouts completed", "checkouts.completed", "totals.checkouts_completed"),
-    ("checkouts abandoned", "checkouts.abandoned", "totals.checkouts_abandoned"),
-    ("checkouts failed", "checkouts.failed", "totals.checkouts_failed"),
-    ("deliveries on time", "deliveries.on_time", "totals.deliveries_on_time"),
-    ("deliveries late", "deliveries.late", "totals.deliveries_late"),
-    ("deliveries failed", "deliveries.failed", "totals.deliveries_failed"),
-    ("NPS promoters", "nps.promoters", "totals.nps_promoters"),
-    ("NPS passives", "nps.passives", "totals.nps_passives"),
-    ("NPS detractors", "nps.detractors", "totals.nps_detractors"),
-    ("NPS", "nps.score", "totals.nps"),
-    ("CSAT satisfied", "csat.satisfied", "totals.csat_satisfied"),
-    ("CSAT answers", "csat.responses", "totals.csat_total"),
-    ("CES answers", "ces.responses", "totals.ces_count"),
-    ("CES sum", "ces.sum", "totals.ces_sum"),
-    ("tickets opened", "support.opened", "totals.tickets_opened"),
-    ("tickets resolved", "support.resolved", "totals.tickets_resolved"),
-    ("resolution time sum (ms)", "support.resolution_ms_sum", "totals.resolution_ms_sum"),
-    ("emails sent", "emails.sent", "totals.emails_sent"),
-    ("emails opened", "emails.opened", "totals.emails_opened"),
-    ("emails clicked", "emails.clicked", "totals.emails_clicked"),
-    ("emails bounced", "emails.bounced", "totals.emails_bounced"),
-    ("ad clicks", "ad_clicks", "totals.ad_clicks"),
+    ("touchpoints", "events", "touchpoints"),
+    ("ad clicks", "ad_clicks", "ad_clicks"),
+    ("checkouts started", "checkouts.started", "checkouts_started"),
+    ("checkouts completed", "checkouts.completed", "checkouts_completed"),
+    ("checkouts abandoned", "checkouts.abandoned", "checkouts_abandoned"),
+    ("checkouts failed", "checkouts.failed", "checkouts_failed"),
+    ("deliveries delivered", "deliveries.delivered", "deliveries_delivered"),
+    ("deliveries on time", "deliveries.on_time", "deliveries_on_time"),
+    ("deliveries late", "deliveries.late", "deliveries_late"),
+    ("deliveries failed", "deliveries.failed", "deliveries_failed"),
+    ("delivery delay (ms)", "deliveries.delay_ms_sum", "delivery_delay_ms_sum"),
+    ("on-time %", "deliveries.on_time_pct", "on_time_pct"),
+    ("NPS promoters", "nps.promoters", "nps_promoters"),
+    ("NPS passives", "nps.passives", "nps_passives"),
+    ("NPS detractors", "nps.detractors", "nps_detractors"),
+    ("NPS", "nps.score", "nps"),
+    ("CSAT satisfied", "csat.satisfied", "csat_satisfied"),
+    ("CSAT answers", "csat.responses", "csat_total"),
+    ("CSAT %", "csat.pct", "csat_pct"),
+    ("CES answers", "ces.responses", "ces_count"),
+    ("CES sum", "ces.sum", "ces_sum"),
+    ("CES average", "ces.average", "ces_avg"),
+    ("tickets opened", "support.opened", "tickets_opened"),
+    ("tickets resolved", "support.resolved", "tickets_resolved"),
+    ("resolution time sum (ms)", "support.resolution_ms_sum", "resolution_ms_sum"),
+    ("emails sent", "emails.sent", "emails_sent"),
+    ("emails opened", "emails.opened", "emails_opened"),
+    ("emails clicked", "emails.clicked", "emails_clicked"),
+    ("emails bounced", "emails.bounced", "emails_bounced"),
+    ("emails unsubscribed", "emails.unsubscribed", "emails_unsubscribed"),
+)
+# Only in the raw totals (the metric windows do not carry them).
+RAW_ONLY: tuple[tuple[str, str, str], ...] = (
+    ("customers", "customers", "customers"),
+    ("anonymous visitors", "anonymous_visitors", "anonymous_visitors"),
     ("identity merges", "identity_merges", "identity_merges"),
 )
 
 
 def compare(report: dict[str, Any], truth: dict[str, Any]) -> list[Check]:
-    """Every headline figure of the report next to the simulator's truth."""
-    checks = [Check(name, _get(truth, t), _get(report, r)) for name, t, r in FIGURES]
-    for currency, amount in truth["revenue_minor"].items():
-        checks.append(Check(f"revenue {currency} (minor units)", amount, _get(report, f"revenue_minor.{currency}")))
+    """Every headline figure next to the simulator's truth: from the raw events (what the sink stored) and from
+    the worker's metric windows (what the stream processor computed)."""
+    checks = [Check(name, _get(truth, t), _get(report, f"totals.{r}")) for name, t, r in FIGURES + RAW_ONLY]
+    for what, key in (("revenue", "revenue_minor"), ("ad spend", "ad_spend_minor")):
+        amounts = truth[key]
+        reported = _get(report, f"totals.{key}")
+        for currency in sorted(set(amounts) | set(reported if isinstance(reported, dict) else {})):
+            checks.append(Check(f"{what} {currency} (minor units)", amounts.get(currency, 0),
+                                _get(report, f"totals.{key}.{currency}")))
+    checks += [Check(f"{name} [worker windows]", _get(truth, t), _get(report, f"totals_from_metrics.{r}"))
+               for name, t, r in FIGURES]
     return checks

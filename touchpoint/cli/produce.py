@@ -10,6 +10,7 @@ from typing import BinaryIO
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from touchpoint.config import get_settings
@@ -22,8 +23,12 @@ _SHOWN_INVALID = 50  # list this many refused lines, then only count them
 
 
 def produce(
-    file: str = typer.Argument(..., metavar="FILE|-", help="JSON Lines file (one touchpoint per line), or - for standard input."),
-    topic: str | None = typer.Option(None, "--topic", "-t", help="Topic to produce to (default: the events topic from settings, e.g. touchpoint.events)."),
+    file: str = typer.Argument(
+        ..., metavar="FILE|-", help="JSON Lines file (one touchpoint per line), or - for standard input."
+    ),
+    topic: str | None = typer.Option(
+        None, "--topic", "-t", help="Topic to produce to (default: the events topic from settings, e.g. touchpoint.events)."
+    ),
     progress: bool | None = typer.Option(
         None, "--progress/--no-progress", help="Progress bar (default: on for files over 1 MB when stderr is a terminal)."
     ),
@@ -44,7 +49,7 @@ def produce(
         nonlocal shown
         shown += 1
         if shown <= _SHOWN_INVALID:
-            err.print(f"[yellow]invalid[/yellow] line {line.line}: {line.reason}", markup=True, soft_wrap=True)
+            err.print(f"[yellow]invalid[/yellow] line {line.line}: {escape(line.reason)}", soft_wrap=True)
         elif shown == _SHOWN_INVALID + 1:
             err.print(f"[yellow]... more invalid lines; only the first {_SHOWN_INVALID} are listed[/yellow]")
 
@@ -66,13 +71,12 @@ def produce(
         stream.close()
 
     for failure in summary.failures:
-        err.print(f"[red]delivery failed[/red]: {failure}", markup=True, soft_wrap=True)
+        err.print(f"[red]delivery failed[/red]: {escape(str(failure))}", soft_wrap=True)
     colour = "green" if summary.ok else "red"
     err.print(
-        f"[{colour}]{summary.sent:,} sent[/{colour}] to {producer.topic} ({summary.delivered:,} delivered), "
+        f"[{colour}]{summary.sent:,} sent[/{colour}] to {escape(producer.topic)} ({summary.delivered:,} delivered), "
         f"{len(summary.invalid):,} invalid line(s), {summary.failed:,} failed deliveries"
         + (f", {summary.undelivered:,} still undelivered after {flush_timeout:g}s" if summary.undelivered else ""),
-        markup=True,
     )
     if not summary.ok:
         raise typer.Exit(1)

@@ -56,8 +56,11 @@ def list_schemas(directory: Optional[Path] = DirOption, lock: Optional[Path] = L
 def check(directory: Optional[Path] = DirOption, lock: Optional[Path] = LockOption,
           update_lock: bool = typer.Option(False, "--update-lock", help="On success, record new versions in the "
                                            "lock (same as `touchpoint schemas publish`).")) -> None:
-    """Fail (exit 1) if the newest version of a schema cannot read an older version's data, or if a published
-    version was changed or deleted."""
+    """Exit 1 if a schema's newest version cannot read an older version's data, or a published one changed.
+
+    Prints every violation with schema, versions and field path. Exit 0 when all is well (unpublished new
+    versions are listed; record them with `touchpoint schemas publish`).
+    """
     root = _root(directory)
     registry = LocalRegistry.load(root)
     lock_file = lock or lock_path(root)

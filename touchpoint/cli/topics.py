@@ -8,6 +8,7 @@ from rich.table import Table
 
 from touchpoint.config import load_settings
 from touchpoint.kafka_admin import TOPICS, create_topics, describe_topics, topic_config_values
+from touchpoint.local_broker import ensure_broker
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -23,9 +24,11 @@ def create(
 ) -> None:
     """Create the pipeline's topics with their partitions and configs; existing topics are left alone (idempotent).
 
+    Without KAFKA_BOOTSTRAP_SERVERS, the local broker is started first if it is not running.
     Exit status 1 when an existing topic has a different partition count than configured.
     """
     settings = load_settings()
+    ensure_broker(settings, timeout=max(timeout, 120.0))
     report = create_topics(settings, timeout=timeout)
     table = Table("topic", "status", "partitions", "configs", title=f"topics on {settings.bootstrap_servers}")
     for state in report.topics:

@@ -12,8 +12,8 @@ from confluent_kafka import Consumer, Producer
 from tests.helpers import free_port_pair, run_cli, wait_until
 from touchpoint.config import load_settings
 from touchpoint.errors import BrokerUnavailableError
-from touchpoint.kafka_admin import create_topics
-from touchpoint.local_broker import LocalBroker, ensure_broker
+from touchpoint.kafka_admin import TOPICS, create_topics
+from touchpoint.local_broker import LocalBroker, broker_for, ensure_broker
 
 
 def _round_trip(bootstrap: str, topic: str, n: int = 100) -> None:
@@ -119,8 +119,15 @@ def test_ensure_broker_starts_the_local_broker_once_and_reuses_it(tmp_path: Path
         report = create_topics(settings)
         assert len(report.created) == 5
         _round_trip(settings.bootstrap_servers, settings.journeys_topic, n=20)
+        with broker_for(settings, output=None) as bootstrap:  # already running: left running
+            assert bootstrap == settings.bootstrap_servers
+        assert broker.status().pid == pid
     finally:
         assert broker.stop() is True
+    assert not broker.is_running()
+    with broker_for(settings, output=None):  # started here: stopped on exit, data kept
+        assert broker.is_running()
+        assert create_topics(settings).existing == [settings.topic(spec.name) for spec in TOPICS]
     assert not broker.is_running()
 
 

@@ -59,7 +59,7 @@ def consume_all(kafka_bootstrap: str, unique: str) -> ConsumeAll:
             while time.monotonic() < deadline:
                 batch = consumer.consume(num_messages=2000, timeout=0.5)
                 fresh = [m for m in batch if m.error() is None]
-                errors = [m.error() for m in batch if m.error() is not None and m.error().code() != KafkaError._PARTITION_EOF]
+                errors = [e for e in (m.error() for m in batch) if e is not None and e.code() != KafkaError._PARTITION_EOF]
                 assert not errors, f"consumer errors: {errors}"
                 records.extend(fresh)
                 if len(records) >= expected:

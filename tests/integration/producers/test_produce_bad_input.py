@@ -65,7 +65,7 @@ def test_cli_reports_each_bad_line_and_sends_every_good_one(
     lines: list[bytes] = []
     expected_errors: dict[int, list[str]] = {}
     bad = bad_events(make_events(14, seed=6))
-    extra = [
+    extra: list[tuple[str, bytes, list[str]]] = [
         ("not UTF-8", json.dumps(event_to_json(good[0])).encode().replace(b'"source": "', b'"source": "\xff\xfe', 1),
          ["not UTF-8"]),
         ("not JSON", b'{"event_type": "CHECKOUT", "payload": {', ["not JSON"]),
@@ -77,9 +77,9 @@ def test_cli_reports_each_bad_line_and_sends_every_good_one(
             lines.append(json.dumps(event_to_json(broken)).encode())
             expected_errors[len(lines)] = [field, words]
         elif i - len(bad) <= len(extra):
-            _, raw, words_list = extra[i - len(bad) - 1]
+            _, raw, reasons = extra[i - len(bad) - 1]
             lines.append(raw)
-            expected_errors[len(lines)] = words_list
+            expected_errors[len(lines)] = reasons
     lines.append(b"")  # a trailing blank line is not an error
     path = tmp_path / "touchpoints.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
@@ -91,10 +91,10 @@ def test_cli_reports_each_bad_line_and_sends_every_good_one(
     assert result.returncode == 1, result.stderr
     reported = [line for line in result.stderr.splitlines() if line.startswith("invalid line ")]
     assert len(reported) == len(expected_errors), result.stderr
-    for number, words in expected_errors.items():
+    for number, needles in expected_errors.items():
         line = next((r for r in reported if r.startswith(f"invalid line {number}: ")), None)
         assert line is not None, f"line {number} not reported:\n{result.stderr}"
-        assert all(w in line for w in words), line
+        assert all(n in line for n in needles), line
         assert len(line) < 1000, "the 1 MB value must not be echoed"
     assert f"{len(good) - 1} sent" in result.stderr
     assert f"{len(expected_errors)} invalid line(s)" in result.stderr

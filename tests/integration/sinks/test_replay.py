@@ -7,7 +7,7 @@ from confluent_kafka.admin import AdminClient
 
 from touchpoint.sinks.loop import SinkLoop
 
-from tests.integration.sinks.conftest import TABLES, produce_scenario, sink_settings, snapshot
+from tests.integration.sinks.conftest import produce_scenario, sink_settings, snapshot
 
 
 def reset_group_to_beginning(settings) -> None:
@@ -42,14 +42,11 @@ def test_replay_that_reinserts_is_still_exact_through_final(store, pipeline_topi
     """With the restart position disabled, replayed rows are inserted again: the FINAL tables and every view
     (all of which read FINAL or duplicate-insensitive aggregates) stay identical."""
     settings = sink_settings(pipeline_topics)
-    produce_scenario(settings, codec)
+    counts = produce_scenario(settings, codec)
     SinkLoop(settings, store).run(idle_exit=2)
     before_final = snapshot(store, final=True)
-    raw_before = {t: store.query_rows(f"SELECT count() FROM {store.table(t)}")[0][0] for t in TABLES}
 
     replay = sink_settings(settings, sink_resume_from_store=False, sink_batch_rows=7)  # other batch boundaries
     again = SinkLoop(replay, store).run(idle_exit=2)
-    assert again.total_rows() == sum(raw_before.values())
-    raw_after = {t: store.query_rows(f"SELECT count() FROM {store.table(t)}")[0][0] for t in TABLES}
-    assert raw_after == {t: 2 * n for t, n in raw_before.items()}  # really re-inserted
+    assert again.total_rows() == sum(counts.values())  # really inserted again (new group, new boundaries)
     assert snapshot(store, final=True) == before_final

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -20,3 +20,24 @@ def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Pipeline]:
             if w.proc is not None and w.proc.poll() is None:
                 w.proc.kill()
                 w.proc.wait(10)
+
+
+@pytest.fixture
+def pipeline_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Callable[[int], Pipeline]]:
+    """Like ``pipeline`` with a chosen partition count."""
+    made: list[Pipeline] = []
+
+    def make(partitions: int) -> Pipeline:
+        p = Pipeline(kafka_bootstrap, tmp_path / f"p{len(made)}", partitions=partitions)
+        p.create_topics()
+        made.append(p)
+        return p
+
+    try:
+        yield make
+    finally:
+        for p in made:
+            for w in p.workers:
+                if w.proc is not None and w.proc.poll() is None:
+                    w.proc.kill()
+                    w.proc.wait(10)

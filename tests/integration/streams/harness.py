@@ -83,10 +83,12 @@ class Pipeline:
             fut.result()
 
     # --- input -----------------------------------------------------------------------------------------
-    def send_events(self, events: Iterable[dict[str, Any]], *, partition: int | None = None) -> None:
+    def send_events(self, events: Iterable[dict[str, Any]], *, partition: int | None = None,
+                    partition_of: Callable[[dict[str, Any]], int] | None = None) -> None:
+        """Produce events as producers do (key = customer_id, else anonymous_id), optionally to chosen partitions."""
         for e in events:
             key = (e.get("customer_id") or e.get("anonymous_id") or "").encode()
-            self.send_raw(key, self.codec.encode(e), partition=partition)
+            self.send_raw(key, self.codec.encode(e), partition=partition_of(e) if partition_of else partition)
         self.flush()
 
     def send_raw(self, key: bytes | None, value: bytes | None, *, partition: int | None = None,

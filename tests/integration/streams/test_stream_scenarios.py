@@ -141,18 +141,23 @@ def test_scenario_gives_the_exact_journey_metrics_and_merge(pipeline: Pipeline) 
 
 def test_duplicates_change_nothing(pipeline: Pipeline) -> None:
     events = scenario()
-    pipeline.send_events(events)
+    pipeline.send_events(events[:2])
+    worker = pipeline.start_worker()
+    _settled(pipeline, 2)
+    pipeline.send_events(events[2:])
+    before = _settled(pipeline, 5)
+    wait_until(lambda: pipeline.metric_totals() == EXPECTED_METRICS, timeout=30, what="scenario metrics")
+
     pipeline.send_events(events)  # every event again, same event ids
     pipeline.send_events([events[1], events[3]])
-    worker = pipeline.start_worker()
-
-    journeys = _settled(pipeline, 5)
-    got = {k: v for k, v in journeys[f"cust-1:{T0}"].items() if k not in ("updated_at", "version")}
-    assert got == EXPECTED_JOURNEY
-    wait_until(lambda: _metric_value(worker.metrics_text(), "touchpoint_stream_duplicates_total") == 7,
-               timeout=30, what="7 duplicates counted")
+    # 7 resent events, plus re-routed copies: a replayed login re-sends the anonymous events it stitched.
+    wait_until(lambda: _metric_value(worker.metrics_text(), "touchpoint_stream_duplicates_total") >= 7,
+               timeout=30, what="at least 7 duplicates counted")
+    assert worker.stop() == 0  # flushes everything
+    after = pipeline.journeys()
+    assert {k: (v["version"], {f: x for f, x in v.items() if f != "updated_at"}) for k, v in after.items()} == {
+        k: (v["version"], {f: x for f, x in v.items() if f != "updated_at"}) for k, v in before.items()}
     assert pipeline.metric_totals() == EXPECTED_METRICS
-    assert worker.stop() == 0
 
 
 def test_out_of_order_arrival_gives_the_in_order_journey(pipeline: Pipeline) -> None:

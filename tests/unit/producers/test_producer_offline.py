@@ -157,3 +157,16 @@ def test_parse_line_skips_blank_lines_and_keeps_reasons_short() -> None:
     # The shape converter passes the value through; the length limit is the producer's validation.
     assert isinstance(result, dict)
     assert len(result["payload"]["score"]) == 1_000_000
+
+
+def test_context_manager_keeps_the_blocks_error_and_notes_the_flush_failure() -> None:
+    settings = load_settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    producer = TouchpointProducer(settings, topic="offline", config={"log_level": 0})
+    producer.close = lambda timeout=0.2: TouchpointProducer.close(producer, 0.2)  # type: ignore[method-assign]
+    with pytest.raises(KeyError) as caught:
+        with producer:
+            producer.send(example_event("CHECKOUT"))
+            raise KeyError("the application's own error")
+    assert any("1 event(s) still undelivered" in note for note in getattr(caught.value, "__notes__", []))
+    producer._kafka.purge()
+    producer._kafka.flush(1)

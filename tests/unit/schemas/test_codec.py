@@ -84,12 +84,16 @@ def test_the_registry_schema_is_registered_once_under_the_record_name() -> None:
     assert "io.touchpoint.Touchpoint" in client.get_subjects()
 
 
+@pytest.mark.parametrize("framing", ["single-object", "confluent"])
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
-def test_plain_fastavro_reads_our_bytes_with_the_avsc_alone(codec: AvroCodec, event_type: str) -> None:
+def test_plain_fastavro_reads_our_bytes_with_the_avsc_alone(codec: AvroCodec, event_type: str, framing: str) -> None:
     event = example_event(event_type)
-    data = codec.encode(event)
+    if framing == "confluent":
+        body = AvroCodec(f"mock://{uuid.uuid4().hex}").encode(event)[5:]
+    else:
+        body = codec.encode(event)[10:]
     schema = fastavro.parse_schema(json.loads((ROOT / "schemas/avro/touchpoint/v1.avsc").read_text()))
-    record = fastavro.schemaless_reader(io.BytesIO(data[10:]), schema)
+    record = fastavro.schemaless_reader(io.BytesIO(body), schema)
     # fastavro applies the logical types: compare through them.
     assert record["event_id"] == uuid.UUID(event["event_id"])
     assert record["occurred_at"] == datetime.fromtimestamp(event["occurred_at"] / 1000, timezone.utc)
@@ -129,7 +133,24 @@ def test_old_version_data_resolves_to_the_new_reader_schema(codec: AvroCodec) ->
     assert err.value.kind == "unknown_schema" and "is schemas/ up to date?" in err.value.reason
 
 
-def _kind(codec: AvroCodec, data: bytes) -> tuple[str, str]:
+def test_a_newer_writer_schema_from_the_registry_is_resolved_or_refused() -> None:
+    """A producer already on v2 (the compatible fixture), a consumer still on v1, one registry."""
+    url = f"mock://{uuid.uuid4().hex}"
+    new_producer = AvroCodec(url, schemas=LocalRegistry.load(FIXTURES / "compatible"))
+    old_consumer = AvroCodec(url)
+    page_view = new_producer.decode(AvroCodec().encode(example_event("PAGE_VIEW")))
+    assert page_view["consent"] is None
+    # v2 only added fields here: v1 reads it and drops them.
+    assert old_consumer.decode(new_producer.encode(page_view)) == example_event("PAGE_VIEW")
+    # Checkout.item_count became long in v2: a v1 reader cannot narrow it back to int.
+    checkout = new_producer.decode(AvroCodec().encode(example_event("CHECKOUT")))
+    with pytest.raises(InvalidEventError) as err:
+        old_consumer.decode(new_producer.encode(checkout))
+    assert err.value.kind == "unknown_schema"
+    assert "cannot be resolved to the local touchpoint v1" in err.value.reason and "long is not int" in err.value.reason
+
+
+def _kind(codec: AvroCodec, data: bytes | None) -> tuple[str, str]:
     with pytest.raises(InvalidEventError) as err:
         codec.decode(data)
     return err.value.kind, err.value.reason
@@ -138,6 +159,7 @@ def _kind(codec: AvroCodec, data: bytes) -> tuple[str, str]:
 def test_undecodable_inputs_say_why(codec: AvroCodec) -> None:
     good = codec.encode(example_event("SURVEY_RESPONSE"))
     assert _kind(codec, b"") == ("undecodable", "not single-object or Confluent framed (first bytes none: empty)")
+    assert _kind(codec, None) == ("undecodable", "no value (a null record / tombstone)")  # type: ignore[arg-type]
     assert _kind(codec, b'{"event_type": 1}')[1].startswith("not single-object or Confluent framed (first bytes 7b 22")
     assert _kind(codec, good[:6]) == ("undecodable", "truncated single-object header (6 bytes, need 10)")
     kind, reason = _kind(codec, b"\xc3\x01" + bytes.fromhex("0123456789abcdef") + good[10:])

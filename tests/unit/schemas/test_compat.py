@@ -198,3 +198,14 @@ def test_installed_command_exit_codes() -> None:
     assert run_cli("schemas", "check").returncode == 0
     bad = run_cli("schemas", "check", "--dir", str(FIXTURES / "incompatible"))
     assert bad.returncode == 1 and "payload<Checkout>.tax_minor" in bad.stdout
+
+
+def test_event_type_without_payload_record_is_reported(tmp_path: Path) -> None:
+    shutil.copytree(FIXTURES / "compatible", tmp_path / "s")
+    v2 = tmp_path / "s" / "touchpoint" / "v2.avsc"
+    raw = json.loads(v2.read_text())
+    raw["fields"][1]["type"]["symbols"].append("APP_INSTALL")
+    v2.write_text(json.dumps(raw))
+    problems = check_backward(LocalRegistry.load(tmp_path / "s"))
+    assert [(p.path, p.message) for p in problems] == [
+        ("event_type", "symbol APP_INSTALL has no payload record AppInstall")]

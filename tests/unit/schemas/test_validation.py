@@ -131,3 +131,33 @@ def test_validate_record_checks_other_schemas() -> None:
     with pytest.raises(ValidationError) as err:
         validate_record(snapshot, "journey_snapshot")
     assert err.value.field == "path[1].channel"
+
+
+def test_fast_path_never_accepts_what_the_precise_checker_rejects() -> None:
+    """The generated fast check may only say "certainly valid"; random damage must reach the precise checker."""
+    import random
+
+    from touchpoint.schemas.validation import _checks
+
+    fast, precise = _checks("touchpoint", 64)
+    assert all(_checks("touchpoint", 65536)[0](example_event(t)) for t in EVENT_TYPES)  # valid ones take it
+    rng = random.Random(3)
+    junk: list[Any] = [None, 1, -1, 2**40, 2**70, 1.5, True, "", "x" * 17, "y" * 65, "é" * 20, [], {}, {"a": 1},
+                       "AD_CLICK", "CHECKOUT", "web", "NPS", "started"]
+    rejected = 0
+    for i in range(5000):
+        event = example_event(EVENT_TYPES[i % len(EVENT_TYPES)])
+        for _ in range(rng.randint(1, 3)):
+            payload = event.get("payload")
+            target = payload if isinstance(payload, dict) and rng.random() < 0.5 else event
+            key = rng.choice(list(target) + ["extra"])
+            if rng.random() < 0.2:
+                target.pop(key, None)
+            else:
+                target[key] = rng.choice(junk)
+        try:
+            precise(event)
+        except ValidationError:
+            rejected += 1
+            assert not fast(event), event
+    assert rejected > 3000

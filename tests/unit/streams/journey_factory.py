@@ -88,7 +88,7 @@ class MiniPipeline:
     """The app's use of the pure API, without Kafka: route → apply → watermark → plan → absorb, one partition.
 
     Keeps what the sink would keep: the highest version per journey_id and per metric window key, and it checks
-    that versions only grow in emission order. ``codec=True`` round-trips every state through state_codec.
+    that versions never go back in emission order. ``codec=True`` round-trips every state through state_codec.
     """
 
     def __init__(self, cfg: Any = None, allowed_lateness_ms: int = HOUR, codec: bool = False) -> None:
@@ -103,6 +103,8 @@ class MiniPipeline:
         self.watermark: int | None = None
         self.offset = -1
         self.snapshots: dict[str, dict[str, Any]] = {}
+        self.emitted: dict[tuple[str, int], dict[str, Any]] = {}
+        self.replaying = False
         self.merges: list[dict[str, Any]] = []
         self.late = 0
         self.duplicates = 0
@@ -142,8 +144,15 @@ class MiniPipeline:
             self.journeys[key] = a.state
         for snap in [*a.superseded, *([a.snapshot] if a.snapshot else [])]:
             old = self.snapshots.get(snap["journey_id"])
-            assert old is None or snap["version"] > old["version"], (snap["journey_id"], snap["version"])
-            self.snapshots[snap["journey_id"]] = snap
+            version = snap["version"]
+            if old is not None:
+                # versions grow; only a replay after a crash repeats versions, and then with the same content
+                assert self.replaying or version > old["version"], (snap["journey_id"], version)
+                seen = self.emitted.get((snap["journey_id"], version))
+                assert seen is None or {**snap, "updated_at": 0} == {**seen, "updated_at": 0}
+            self.emitted[(snap["journey_id"], version)] = snap
+            if old is None or version > old["version"]:  # the sink keeps the highest version
+                self.snapshots[snap["journey_id"]] = snap
         self.watermark = w.advance_watermark(self.watermark, ev["occurred_at"])
         pl = w.plan(a.contributions, self.watermark, allowed_lateness_ms=self.lateness)
         self.late += pl.late

@@ -1,0 +1,125 @@
+"""State survives SIGKILL and is split across workers: the final journeys and metric totals equal those of one
+uninterrupted worker.
+
+Compared: live journeys (newest version per journey_id, not superseded) without their processing-time fields
+(``updated_at``, ``version``), and metric totals (newest version per window key, summed over partitions).
+Superseded ids are left out: which provisional ids exist depends on arrival timing, not on the events.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import wait_until
+from tests.integration.streams.events import interleave, person_partition, population
+from tests.integration.streams.harness import Pipeline, grand_totals, stable
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(600)]
+
+PERSONS = 400
+PARTITIONS = 4
+
+
+def _events() -> list[dict[str, Any]]:
+    return interleave(population(PERSONS, seed=11), seed=12)
+
+
+def _live(p: Pipeline) -> dict[str, dict[str, Any]]:
+    return stable({k: v for k, v in p.journeys().items() if v["merged_into"] is None})
+
+
+def _settle(p: Pipeline, n_events: int) -> tuple[dict[str, Any], dict[Any, Any]]:
+    def done() -> tuple[dict[str, Any], dict[Any, Any]] | None:
+        live = _live(p)
+        totals = p.metric_totals()
+        ok = (sum(j["event_count"] for j in live.values()) == n_events
+              and grand_totals(totals).get("touchpoints") == n_events)
+        return (live, totals) if ok else None
+    return wait_until(done, timeout=180, interval=1.0, what=f"{n_events} events in live journeys and metric windows")
+
+
+def _metric(worker: Any, name: str) -> float:
+    try:
+        text = worker.metrics_text()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def _web_up(worker: Any) -> bool:
+    try:
+        worker.metrics_text()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[Any, Any]]:
+    events = _events()
+    p = Pipeline(kafka_bootstrap, tmp_path_factory.mktemp("baseline"), partitions=PARTITIONS)
+    p.create_topics()
+    p.send_events(events, partition_of=partial(person_partition, partitions=PARTITIONS))
+    worker = p.start_worker()
+    try:
+        result = _settle(p, len(events))
+        assert worker.stop() == 0
+        # Stopping cleanly sent nothing that changes the result.
+        assert (_live(p), p.metric_totals()) == result
+        return result
+    finally:
+        if worker.proc and worker.proc.poll() is None:
+            worker.proc.kill()
+
+
+def test_sigkill_at_random_points_then_restart_gives_the_uninterrupted_result(
+        pipeline_factory: Any, uninterrupted: tuple[dict[str, Any], dict[Any, Any]]) -> None:
+    rnd = random.Random()
+    events = _events()
+    p: Pipeline = pipeline_factory(PARTITIONS)
+    chunks = [events[: len(events) // 3], events[len(events) // 3: 2 * len(events) // 3], events[2 * len(events) // 3:]]
+    part = partial(person_partition, partitions=PARTITIONS)
+    worker = None
+    kills = 0
+    for chunk in chunks + [[]]:
+        if chunk:
+            p.send_events(chunk, partition_of=part)
+        if worker is None:
+            worker = p.start_worker()
+        else:
+            worker.start()
+        # Kill at a random point once it is up (recovering tables, replaying, or processing the new chunk).
+        wait_until(lambda: _metric(worker, "touchpoint_stream_duplicates_total") >= 0 and _web_up(worker),
+                   timeout=90, what="worker web port up")
+        time.sleep(rnd.uniform(0.5, 3.0))
+        assert worker.proc.poll() is None, worker.log()[-3000:]
+        worker.kill()
+        kills += 1
+    worker.start()
+    live, totals = _settle(p, len(events))
+    assert worker.stop() == 0
+    expected_live, expected_totals = uninterrupted
+    assert kills == 4
+    assert live == expected_live
+    assert totals == expected_totals
+    assert "did not stop cleanly" in (p.logs / f"worker-{worker.web_port}-2.log").read_text()
+
+
+def test_two_workers_over_four_partitions_give_the_one_worker_result(
+        pipeline_factory: Any, uninterrupted: tuple[dict[str, Any], dict[Any, Any]]) -> None:
+    events = _events()
+    p: Pipeline = pipeline_factory(PARTITIONS)
+    first, second = p.start_worker(), p.start_worker()
+    p.send_events(events, partition_of=partial(person_partition, partitions=PARTITIONS))
+    live, totals = _settle(p, len(events))
+    # Both took part: each processed some of the events.
+    assert _metric(first, "touchpoint_stream_events_processed_total") > 0
+    assert _metric(second, "touchpoint_stream_events_processed_total") > 0
+    assert first.stop() == 0 and second.stop() == 0
+    assert (live, totals) == uninterrupted
