@@ -58,24 +58,26 @@ class Batch:
 def token_for(table: str, rows: list[tuple[Any, ...]]) -> str:
     """``insert_deduplication_token`` of these rows: table + per partition the first and last offset.
 
-    Rows end with (kafka_topic, kafka_partition, kafka_offset). Deterministic, so a retry is a no-op.
+    Rows end with (kafka_topic, kafka_partition, kafka_offset) and hold each partition's rows in offset order (a
+    batch, or a slice of one). Deterministic, so a retry is a no-op.
     """
-    ranges: dict[TopicPartition, list[int]] = {}
-    for row in rows:
-        key = (row[-3], row[-2])
-        offset = row[-1]
-        span = ranges.get(key)
-        if span is None:
-            ranges[key] = [offset, offset]
-        else:
-            if offset < span[0]:
-                span[0] = offset
-            if offset > span[1]:
-                span[1] = offset
-    text = table + "|" + "|".join(f"{t}:{p}:{a}-{b}" for (t, p), (a, b) in sorted(ranges.items()))
+    if not rows:
+        return table + "|empty"
+    _head, topics, partitions, offsets = _tail_columns(rows)
+    keys = list(zip(topics, partitions))
+    last = dict(zip(keys, offsets))                          # later rows overwrite: the last offset per partition
+    first = dict(zip(reversed(keys), reversed(offsets)))     # same trick from the end: the first offset
+    text = table + "|" + "|".join(f"{t}:{p}:{first[(t, p)]}-{last[(t, p)]}" for t, p in sorted(last))
     if len(text) <= 200:
         return text
     return table + "|sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _tail_columns(rows: list[tuple[Any, ...]]) -> tuple[None, tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+    topics = tuple(row[-3] for row in rows)
+    partitions = tuple(row[-2] for row in rows)
+    offsets = tuple(row[-1] for row in rows)
+    return None, topics, partitions, offsets
 
 
 class Batcher:

@@ -67,6 +67,16 @@ SINK_RECORDS_SKIPPED = Counter(
 )
 SINK_PENDING_ROWS = Gauge("touchpoint_sink_pending_rows", "Rows consumed and held in batches, not yet inserted.", registry=REGISTRY)
 SINK_PAUSED = Gauge("touchpoint_sink_paused", "1 while the sink has paused consumption because ClickHouse is failing.", registry=REGISTRY)
+SINK_SQL_QUERIES = Counter(
+    "touchpoint_sink_sql_queries_total",
+    "Requests to the read-only SQL port, by outcome (ok, refused: a write or a forbidden setting, error: the query failed).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+SINK_SQL_QUERY_SECONDS = Histogram(
+    "touchpoint_sink_sql_query_seconds", "Duration of a read-only SQL port request that ran a statement.",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> None:

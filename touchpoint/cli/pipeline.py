@@ -52,7 +52,10 @@ def prepare(settings: Settings, say: Say, env: dict[str, str] | None = None) -> 
                           env=_env(env), timeout=300)
     if done.returncode != 0:
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
-        raise TouchpointError(f"`touchpoint sink migrate` failed (exit {done.returncode}):\n{tail}")
+        raise TouchpointError(
+            f"`touchpoint sink migrate` failed (exit {done.returncode}) for {settings.redacted()['clickhouse_dsn']}:\n{tail}\n"
+            "Check that CLICKHOUSE_DSN points at a reachable ClickHouse (or unset it for the embedded store) and retry."
+        )
 
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:

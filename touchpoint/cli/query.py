@@ -22,6 +22,7 @@ from touchpoint.config import get_settings
 _out = Console()
 _err = Console(stderr=True)
 
+_NUMERIC = re.compile(r"^(?:Nullable\(|LowCardinality\()*(?:U?Int|Float|Decimal)")
 _WIDE_INT = re.compile(r"^(?:Nullable\(|LowCardinality\()*U?Int(?:64|128|256)\)*$")
 
 
@@ -79,7 +80,10 @@ def _typed(value: Any, type_name: str) -> Any:
 
 
 def _print_table(names: list[str], types: list[str], rows: list[list[Any]], max_rows: int) -> None:
-    table = Table(*[f"{n}\n[dim]{t}[/dim]" for n, t in zip(names, types)], show_lines=False)
+    table = Table(show_lines=False)
+    for name, type_name in zip(names, types):
+        numeric = _NUMERIC.match(type_name) is not None
+        table.add_column(f"{name}\n[dim]{type_name}[/dim]", justify="right" if numeric else "left")
     shown = rows if max_rows <= 0 else rows[:max_rows]
     for row in shown:
         table.add_row(*["[dim]NULL[/dim]" if v is None else str(v) if not isinstance(v, (dict, list)) else json.dumps(v, ensure_ascii=False) for v in row])

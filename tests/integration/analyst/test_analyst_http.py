@@ -198,6 +198,19 @@ def test_errors_come_back_as_clickhouse_returns_them(store: Any, sql_server: Any
         analyst.close()
 
 
+def test_an_error_in_the_middle_of_a_streamed_result_reaches_the_client(store: Any, sql_server: Any) -> None:
+    analyst = clickhouse_connect.get_client(host="127.0.0.1", port=sql_server.port)
+    try:
+        with pytest.raises(Exception) as err:  # clickhouse-connect's StreamFailureError
+            with analyst.query_row_block_stream("SELECT number, throwIf(number = 150000) FROM numbers(200000)") as stream:
+                for _ in stream:
+                    pass
+        assert "Code: 395" in str(err.value)
+        assert analyst.query("SELECT 1").result_rows == [(1,)]  # the client recovers on a new connection
+    finally:
+        analyst.close()
+
+
 # ---- writes are refused ---------------------------------------------------------------------------------
 
 WRITES = [
@@ -250,8 +263,13 @@ def test_writes_are_refused_and_change_nothing(store: Any, sql_server: Any, tmp_
 
 
 def test_clickhouse_connect_writes_are_refused(store: Any, sql_server: Any) -> None:
+    from touchpoint.metrics import REGISTRY
+
+    def refused() -> float:
+        return REGISTRY.get_sample_value("touchpoint_sink_sql_queries_total", {"outcome": "refused"}) or 0.0
+
     _typed_table(store)
-    before = _state(store)
+    before, refused_before = _state(store), refused()
     analyst = clickhouse_connect.get_client(host="127.0.0.1", port=sql_server.port)
     try:
         with pytest.raises(DatabaseError) as err:
@@ -265,6 +283,7 @@ def test_clickhouse_connect_writes_are_refused(store: Any, sql_server: Any) -> N
     finally:
         analyst.close()
     assert _state(store) == before
+    assert refused() == refused_before + 4  # the insert and the three commands, counted on the sink's /metrics
 
 
 def test_non_whitelisted_url_settings_are_refused(store: Any, sql_server: Any) -> None:

@@ -88,3 +88,21 @@ def test_send_many_and_callbacks_report_every_delivery(
     codec = AvroCodec.from_settings(settings)
     got = sorted((codec.decode(r.value()) for r in consume_all(settings.events_topic, len(events))), key=lambda e: e["event_id"])
     assert got == sorted(events, key=lambda e: e["event_id"])
+
+
+def test_a_full_local_queue_applies_back_pressure_instead_of_failing(
+    pipeline_topics: Settings, consume_all: Callable[..., list[Any]], make_events: MakeEvents
+) -> None:
+    settings = pipeline_topics
+    events = make_events(500, seed=12)
+    # A 20-message local queue overflows (BufferError) many times over; send() must wait for room, not fail.
+    with TouchpointProducer(settings, config={"queue.buffering.max.messages": 20}) as producer:
+        waits = []
+        wait_for_room = producer._produce_when_room
+        producer._produce_when_room = lambda *a: (waits.append(1), wait_for_room(*a))  # type: ignore[method-assign]
+        futures = [producer.send(e) for e in events]
+    assert len(waits) > 10, "the local queue never overflowed: the test did not exercise back-pressure"
+    assert all(f.exception(timeout=0) is None for f in futures)
+    codec = AvroCodec.from_settings(settings)
+    got = [codec.decode(r.value())["event_id"] for r in consume_all(settings.events_topic, len(events))]
+    assert sorted(got) == sorted(e["event_id"] for e in events)

@@ -69,3 +69,17 @@ def test_pause_before_commit_announces_itself_and_ends_on_stop(tmp_path):
     seam.before_commit(stop_requested)
     assert calls == [True, True, True]
     assert not (tmp_path / "paused_before_commit").exists()
+
+
+@pytest.mark.parametrize("declared,sent", [
+    ("LowCardinality(String)", "String"),
+    ("Map(LowCardinality(String), String)", "Map(String, String)"),
+    ("Array(LowCardinality(String))", "Array(String)"),
+    ("LowCardinality(Nullable(String))", "Nullable(String)"),
+    ("Nullable(DateTime64(3, 'UTC'))", "Nullable(DateTime64(3, 'UTC'))"),
+    ("Int64", "Int64"),
+])
+def test_low_cardinality_is_left_to_the_engine(declared, sent):
+    from touchpoint.sinks.store import _without_low_cardinality
+
+    assert _without_low_cardinality(declared) == sent

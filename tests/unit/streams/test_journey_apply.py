@@ -348,3 +348,10 @@ def test_only_the_newest_journeys_are_kept_but_never_the_one_just_updated() -> N
     old = apply(state, page_view(9, T0, customer="c"), cfg=cfg, now_ms=T0 + 99 * DAY)
     assert old.snapshot["journey_id"] == f"c:{T0}"
     assert [s["first_touch_at"] for s in snapshots_of(old.state, cfg, 0)] == [T0, T0 + 30 * DAY]
+
+
+def test_config_from_settings() -> None:
+    from touchpoint.config import load_settings
+
+    cfg = JourneyConfig.from_settings(load_settings(journey_inactivity_days=2, journey_path_limit=7, dedup_horizon_days=0.5))
+    assert (cfg.inactivity_gap_ms, cfg.path_limit, cfg.dedup_horizon_ms) == (2 * DAY, 7, DAY // 2)
