@@ -16,12 +16,15 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any, ClassVar, Mapping, TypeAlias
 
 from touchpoint.errors import ValidationError
 from touchpoint.schemas.validation import SURVEY_SCALES, validate_event
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MILLISECOND = timedelta(milliseconds=1)
 
 Timestamp: TypeAlias = "datetime | int"
 """A point in time: a timezone-aware ``datetime`` or int epoch milliseconds."""
@@ -96,8 +99,6 @@ class SupportAction(StrEnum):
     REOPENED = "reopened"
 
 
-
-
 # --- coercion helpers: Python values -> the in-memory event form --------------------------------------
 
 
@@ -106,7 +107,7 @@ def to_epoch_ms(value: object, name: str) -> int:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValidationError(name, "datetime must be timezone-aware (e.g. datetime.now(timezone.utc))", value)
-        return int(value.timestamp() * 1000)
+        return (value - _EPOCH) // _MILLISECOND  # exact: float timestamps lose the last millisecond
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     raise ValidationError(name, f"must be a datetime or int epoch milliseconds, not {type(value).__name__}", value)

@@ -239,10 +239,10 @@ class TouchpointProducer:
             raise TouchpointError("this TouchpointProducer is closed; create a new one")
         try:
             validate_event(event, self._max_string_bytes)
+            value = self._encode(event)  # raises ValidationError too if the record cannot be written
         except ValidationError:
             self._count_invalid(event)
             raise
-        value = self._encode(event)
         return self._queue(event, value, on_delivery)
 
     def send_many(
@@ -261,10 +261,10 @@ class TouchpointProducer:
         for i, event in enumerate(batch):
             try:
                 validate(event, limit)
+                append(encode(event))
             except ValidationError as exc:
                 self._count_invalid(event)
                 raise ValidationError(f"events[{i}].{exc.field}", exc.rule, exc.value) from exc
-            append(encode(event))
         queue = self._queue
         return [queue(event, value, on_delivery) for event, value in zip(batch, values)]
 

@@ -88,7 +88,8 @@ def compile_fast(schema: dict[str, Any], max_bytes: int, min_timestamp: int,
         lines += [f"    if {test}:", "        return False"]
     lines.append("    return True")
     exec("\n".join(lines), ns)  # noqa: S102 - source built above from the schema only
-    return ns["fast"]  # type: ignore[no-any-return]
+    fast: FastCheck = ns["fast"]
+    return fast
 
 
 def _string_map_ok(m: dict[Any, Any], quick: int) -> bool:

@@ -23,7 +23,7 @@ import json
 import threading
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.read import SchemaResolutionError
@@ -234,7 +234,8 @@ class AvroCodec:
                                     f"({writer.name} v{writer.version})", kind=KIND_UNDECODABLE)
         if end > len(data):  # pragma: no cover - BytesIO never reads past the end
             raise InvalidEventError("truncated Avro body", kind=KIND_UNDECODABLE)
-        return record  # type: ignore[return-value]
+        # The reader schema is a record, so fastavro's value (typed as any Avro datum) is a dict.
+        return cast(dict[str, Any], record)
 
     def _known(self, schema: str) -> str:
         try:

@@ -131,7 +131,7 @@ def event_from_json(obj: Any) -> dict[str, Any]:
         raise ValidationError("(event)", f"must be a JSON object, not {type(obj).__name__}")
     shape = _shape()
     event_type = obj.get("event_type")
-    if event_type not in shape.payloads:
+    if not isinstance(event_type, str) or event_type not in shape.payloads:
         if "event_type" not in obj:
             raise ValidationError("event_type", "required field is missing")
         raise ValidationError("event_type", f"unknown event type {event_type!r}; expected one of "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -195,7 +196,7 @@ class LocalRegistry:
             fp = fp.to_bytes(8, "little")
         return self._by_fingerprint.get(fp)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[SchemaVersion]:
         for name in self.names():
             yield from self._by_name[name]
 

@@ -217,11 +217,12 @@ def _touchpoint_checker(raw: dict[str, Any], max_bytes: int) -> Checker:
 
     def check_payload(v: Any, event: dict[str, Any]) -> None:
         event_type = event.get("event_type")
-        check = branch_checks.get(event_type)  # type: ignore[arg-type]
-        if check is None:  # a symbol without its payload record: `touchpoint schemas check` reports the schema
+        if not isinstance(event_type, str) or event_type not in branch_checks:
+            # a symbol without its payload record: `touchpoint schemas check` reports the schema
             raise _fail("", f"the schema has no payload record for event_type {event_type}")
+        check = branch_checks[event_type]
         if type(v) is dict:
-            extra = v.keys() - branch_fields[event_type]  # type: ignore[index]
+            extra = v.keys() - branch_fields[event_type]
             if extra:
                 looks_like = [payload_record_name(s) for s, fs in branch_fields.items()
                               if s != event_type and v.keys() <= fs]

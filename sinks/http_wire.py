@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import gzip
+import sys
 import zlib
 from typing import Any
 
@@ -52,10 +53,10 @@ def _codec(name: str) -> Any:
         import lz4.frame
 
         return lz4.frame
-    try:
-        from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
-    except ImportError:
-        from backports import zstd  # type: ignore[import-not-found,no-redef]
+    if sys.version_info >= (3, 14):
+        from compression import zstd
+    else:
+        from backports import zstd  # shipped with clickhouse-connect
     return zstd
 
 

@@ -55,6 +55,13 @@ STAGE = "sink"
 _UNKNOWN = object()
 
 
+def _coordinates(message: Message) -> tuple[str, int, int]:
+    """(topic, partition, offset) of a consumed record (never None for a record without error)."""
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return topic, partition, offset
+
+
 class Interrupted(Exception):
     """Stop was requested while waiting for ClickHouse; the pending batch is neither stored nor committed."""
 
@@ -108,7 +115,7 @@ class SinkLoop:
     # --- lifecycle ----------------------------------------------------------------------------------------
 
     def consumer_config(self) -> dict[str, Any]:
-        return self.settings.kafka_config(**{
+        config: dict[str, Any] = self.settings.kafka_config(**{
             "group.id": self.settings.sink_group,
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
@@ -120,6 +127,7 @@ class SinkLoop:
             "statistics.interval.ms": 5000,
             "stats_cb": self._on_stats,
         })
+        return config
 
     @property
     def consumer(self) -> Consumer:
@@ -192,7 +200,7 @@ class SinkLoop:
     # --- records ------------------------------------------------------------------------------------------
 
     def _accept(self, message: Message) -> None:
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        topic, partition, offset = _coordinates(message)
         spec = self.routes[topic]
         if not self.stats.first_record_at:
             self.stats.first_record_at = time.monotonic()
@@ -229,13 +237,16 @@ class SinkLoop:
         else:
             kind = getattr(exc, "kind", None) or KIND_INVALID
             self._dead_letter(message, kind, f"{type(exc).__name__}: {exc}")
-        batch.consumed(message.topic(), message.partition(), message.offset())
+        batch.consumed(*_coordinates(message))
 
     def _dead_letter(self, message: Message, kind: str, reason: str) -> None:
-        letter = DeadLetter(key=message.key(), value=message.value(), reason=reason, kind=kind, stage=STAGE,
-                            topic=message.topic(), partition=message.partition(), offset=message.offset())
+        topic, partition, offset = _coordinates(message)
+        key = message.key()
+        letter = DeadLetter(key=key if isinstance(key, bytes) else None, value=message.value(), reason=reason,
+                            kind=kind, stage=STAGE, topic=topic, partition=partition, offset=offset)
+        headers: list[tuple[str, str | bytes | None]] = list(letter.headers())
         self.producer.produce(self.settings.dead_letter_topic, key=letter.key, value=letter.value,
-                              headers=letter.headers(), on_delivery=self._on_dlq_delivery)
+                              headers=headers, on_delivery=self._on_dlq_delivery)
         self._dlq_pending += 1
         self.stats.dead_letters += 1
         m.SINK_DEAD_LETTERS.labels(kind).inc()

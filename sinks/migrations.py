@@ -1,4 +1,4 @@
-"""Versioned DDL: ``sinks/migrations/NNNN_name.sql``, applied in order and recorded in ``schema_migrations``.
+"""Versioned DDL: ``sinks/ddl/NNNN_name.sql``, applied in order and recorded in ``schema_migrations``.
 
 Steps of ``migrate``:
 1. create the database and ``schema_migrations`` if missing;
@@ -26,7 +26,8 @@ from touchpoint.sinks.store import Store
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+# Not `migrations/`: a directory named like this module would shadow it for type checkers.
+MIGRATIONS_DIR = Path(__file__).with_name("ddl")
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

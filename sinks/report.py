@@ -6,8 +6,8 @@ simulator's truth) and by tests. Read-only SQL only, so it runs through the sink
 Sources and why:
 - **Totals** come from the raw ``touchpoints`` table read with ``FINAL`` (a replayed ``event_id`` counts once),
   with the definitions of ``producers/simulation/truth.py``: plain event counts per event type / status /
-  action; a ``delivered`` notice is on time when ``occurred_at <= promised_by``; a ``failed_attempt`` notice is
-  a failed delivery; NPS promoters 9-10, passives 7-8, detractors 0-6; CSAT satisfied = one of the top two
+  action; a ``delivered`` notice is on time when ``occurred_at <= promised_by``; a shipment is a failed delivery
+  once, when a ``failed_attempt``/``returned`` notice precedes its first ``delivered`` (or it is never delivered); NPS promoters 9-10, passives 7-8, detractors 0-6; CSAT satisfied = one of the top two
   answers of the scale; a ticket's resolution time = its first ``resolved`` minus its first ``opened``.
 - **totals_from_metrics** recomputes the same figures from the worker's additive metric components
   (``metrics_minute_current``, FINAL), so a reader can see the stream processor agrees with the raw events.
@@ -51,7 +51,16 @@ SELECT
     countIf(event_type = 'DELIVERY_NOTICE' AND delivery_status = 'delivered') AS deliveries_delivered,
     countIf(event_type = 'DELIVERY_NOTICE' AND delivery_status = 'delivered' AND occurred_at <= promised_by) AS deliveries_on_time,
     countIf(event_type = 'DELIVERY_NOTICE' AND delivery_status = 'delivered' AND occurred_at > promised_by) AS deliveries_late,
-    countIf(event_type = 'DELIVERY_NOTICE' AND delivery_status = 'failed_attempt') AS deliveries_failed,
+    -- a shipment fails once: its first failed_attempt/returned notice, unless it was delivered before (the worker's rule)
+    (SELECT count() FROM (
+        SELECT minIf(occurred_at, delivery_status != 'delivered') AS first_failure,
+               minIf(occurred_at, delivery_status = 'delivered') AS first_delivery,
+               countIf(delivery_status = 'delivered') AS delivered
+        FROM {db}.touchpoints FINAL
+        WHERE event_type = 'DELIVERY_NOTICE' AND delivery_status IN ('failed_attempt', 'returned', 'delivered')
+        GROUP BY shipment_id
+        HAVING countIf(delivery_status != 'delivered') > 0)
+     WHERE delivered = 0 OR first_failure < first_delivery) AS deliveries_failed,
     toInt64(sumIf(dateDiff('millisecond', promised_by, occurred_at),
                   event_type = 'DELIVERY_NOTICE' AND delivery_status = 'delivered' AND occurred_at > promised_by)) AS delivery_delay_ms_sum,
     countIf(survey_kind = 'NPS' AND score >= 9) AS nps_promoters,
@@ -271,3 +280,32 @@ def _campaigns(client: Any, db: str) -> list[dict[str, Any]]:
         r["conversion_rate"] = _ratio(r["attributed_conversions"], r["clicks"])
         r["cost_per_conversion_minor"] = _ratio(r["spend_minor"], r["attributed_conversions"])
     return rows
+
+
+# ---- formatting shared by the renderers (rich in ``touchpoint report``, HTML in ``report_html``) ------------
+
+NO_DATA = "—"
+
+
+def format_number(value: Any, digits: int = 1, suffix: str = "") -> str:
+    """A figure for people: thousands separators, ``digits`` decimals for floats, ``—`` when there is no data."""
+    if value is None:
+        return NO_DATA
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}{suffix}"
+    return f"{value:,}{suffix}"
+
+
+def format_rate(rate: float | None) -> str:
+    """A 0-1 rate as a percentage with one decimal (``0.25`` → ``25.0%``), ``—`` when there is no data."""
+    return NO_DATA if rate is None else f"{rate * 100:,.1f}%"
+
+
+def format_minor(amount: float | None) -> str:
+    """An amount in minor units (cents) as major units with two decimals (``1234`` → ``12.34``)."""
+    return NO_DATA if amount is None else f"{amount / 100:,.2f}"
+
+
+def format_money(by_currency: Mapping[str, int]) -> str:
+    """Amounts per currency in minor units, ``{"EUR": 1234}`` → ``12.34 EUR``; ``—`` when there are none."""
+    return ", ".join(f"{format_minor(amount)} {currency}" for currency, amount in by_currency.items()) or NO_DATA

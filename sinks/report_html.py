@@ -11,6 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from touchpoint.sinks.report import format_minor as _minor
+from touchpoint.sinks.report import format_money as _money
+from touchpoint.sinks.report import format_number as _fmt
+from touchpoint.sinks.report import format_rate as _pct
+
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#1d2330;padding:0 16px}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid #e3e6ec;padding-bottom:4px}
@@ -25,18 +30,6 @@ _COLORS = ("#3366cc", "#dc7633", "#2e9e6a", "#8e44ad", "#c0392b")
 
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _fmt(value: Any, digits: int = 1, suffix: str = "") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}{suffix}"
-    return f"{value:,}{suffix}"
-
-
-def _pct(rate: Any) -> str:
-    return "—" if rate is None else f"{rate * 100:,.1f}%"
 
 
 def bar_chart(items: Sequence[tuple[str, float, str]], title: str, width: int = 520) -> str:
@@ -114,14 +107,14 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Seque
 def render_html(report: dict[str, Any]) -> str:
     """The whole page for ``build_report``'s result."""
     t = report["totals"]
-    money = ", ".join(f"{a / 100:,.2f} {c}" for c, a in t["revenue_minor"].items()) or "—"
     cards = [("Touchpoints", _fmt(t["touchpoints"])), ("Customers", _fmt(t["customers"])), ("NPS", _fmt(t["nps"])),
              ("CSAT", _fmt(t["csat_pct"], 1, "%")), ("CES (avg)", _fmt(t["ces_avg"], 2)),
              ("On-time delivery", _fmt(t["on_time_pct"], 1, "%")), ("Checkout conversion", _pct(t["conversion_rate"])),
              ("Checkout abandonment", _pct(t["abandonment_rate"])),
              ("Resolution avg", _fmt(t["avg_resolution_seconds"], 0, " s")),
              ("Resolution p90", _fmt(t["p90_resolution_seconds"], 0, " s")), ("Email open rate", _pct(t["open_rate"])),
-             ("Email CTR", _pct(t["ctr"])), ("Revenue", money), ("Identity merges", _fmt(t["identity_merges"]))]
+             ("Email CTR", _pct(t["ctr"])), ("Revenue", _money(t["revenue_minor"])),
+             ("Identity merges", _fmt(t["identity_merges"]))]
     funnel = bar_chart([(s["label"], float(s["customers"]), f'{s["customers"]:,} ({_fmt(s["pct_of_first"], 1, "%")})')
                         for s in report["funnel"]], "Funnel: ad click → surveyed (people)")
     days = report["daily"]
@@ -136,9 +129,9 @@ def render_html(report: dict[str, Any]) -> str:
     campaigns = bar_chart([(f'{c["campaign_id"]} ({c["currency"]})', (c["conversion_rate"] or 0.0) * 100,
                             _pct(c["conversion_rate"])) for c in report["campaigns"]],
                           "Campaign conversion (attributed conversions / clicks)")
-    campaign_rows = [(c["campaign_id"], c["currency"], c["clicks"], f'{c["spend_minor"] / 100:,.2f}',
-                      c["attributed_conversions"], f'{c["attributed_revenue_minor"] / 100:,.2f}', _pct(c["conversion_rate"]),
-                      "—" if c["cost_per_conversion_minor"] is None else f'{c["cost_per_conversion_minor"] / 100:,.2f}')
+    campaign_rows = [(c["campaign_id"], c["currency"], c["clicks"], _minor(c["spend_minor"]),
+                      c["attributed_conversions"], _minor(c["attributed_revenue_minor"]), _pct(c["conversion_rate"]),
+                      _minor(c["cost_per_conversion_minor"]))
                      for c in report["campaigns"]]
     path_rows = [(p["path"] or "(empty)", p["journeys"], p["converted_journeys"], _fmt(p["conversion_pct"], 1, "%"))
                  for p in report["top_paths"]]

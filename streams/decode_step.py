@@ -62,7 +62,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
     guard = ctx.guard
 
     @app.agent(source, name="decode")
-    async def decode(stream: faust.StreamT) -> None:
+    async def decode(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             msg = event.message
             decoded, kind, reason = check(ctx, msg.value)

@@ -58,12 +58,12 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
     )
     codec = ctx.codec
 
-    @app.on_partitions_revoked.connect
-    async def _drop_alias_cache(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
+    async def _drop_alias_cache(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         aliases.clear_cache()
 
     @app.agent(source, name="identity")
-    async def identity(stream: faust.StreamT) -> None:
+    async def identity(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             msg = event.message
             key: bytes | None = None

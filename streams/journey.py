@@ -13,22 +13,19 @@ Guarantees (given at-least-once delivery of events keyed by owner):
   journey start renames the journey; the old ids come back in ``ApplyResult.superseded`` with ``merged_into`` set to
   the owner (a non-null ``merged_into`` always means "this journey id is superseded").
 
-Metric contributions (metric_window components) are derived only for new, non-restitched events, with the journey's
-knowledge at arrival. Documented choices:
+Documented choices for the journey's facts (the snapshot fields, built by ``journey_snapshot``):
 
-* Attribution: last-touch. A completed checkout of an order not completed before in the journey counts one
-  ``attributed_conversions`` (and its amount as ``attributed_revenue_minor``) under the campaign of the latest
-  campaign-carrying touch strictly before it in the journey; without such a touch it is not attributed.
 * Deliveries: in the journey a shipment counts once: on time/late by its earliest ``delivered`` notice (late when
   occurred_at > promised_by, delay = occurred_at - promised_by), else failed if it had a ``failed_attempt`` or
-  ``returned``. The metrics count the first delivered notice of a shipment and the first failure of a shipment that
-  was not delivered yet when the failure arrived (so "failed, then delivered" counts one of each).
+  ``returned``.
 * Support: a ticket is opened by its earliest ``opened``, resolved by its latest ``resolved``; resolution time is
-  resolved - opened (>= 0). The metrics count the first resolution that arrives, with the resolution time as soon as
-  both ends are known (in the window of that resolution).
+  resolved - opened (>= 0).
 * Revenue: orders are completed checkouts, one per order_id (earliest completion wins). ``currency`` is the currency
   of the first order; ``revenue_minor`` sums the orders in that currency only (other currencies count as orders).
 * Stage: furthest of awareness → feedback; a journey of only support contacts reports ``awareness``.
+
+Metric contributions (metric_window components, with last-touch attribution) follow their own rules, in
+``contributions``; they are derived only for new, non-restitched events, with the journey's knowledge at arrival.
 """
 
 from __future__ import annotations
@@ -38,13 +35,20 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from touchpoint.streams import stages as st
+from touchpoint.streams.contributions import Contribution, Dims, contributions
 from touchpoint.streams.identity import MERGE_MARKER
+from touchpoint.streams.journey_snapshot import build_snapshot, journey_id
+
+# Re-exported: the journey's public API includes the contribution record and the journey id.
+__all__ = [
+    "ApplyResult", "Contribution", "DAY_MS", "Dims", "Journey", "JourneyConfig", "JourneyState", "Summary", "apply",
+    "journey_id", "snapshots_of",
+]
 
 DAY_MS = 86_400_000
 
 # A touch summary: (occurred_at, event_id, event_type, channel, campaign or None). Sorted by the first two.
 Summary = tuple[int, str, str, str, "str | None"]
-Dims = tuple[str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +69,6 @@ class JourneyConfig:
             path_limit=int(settings.journey_path_limit),
             dedup_horizon_ms=int(settings.dedup_horizon_days * DAY_MS),
         )
-
-
-class Contribution(NamedTuple):
-    """Additive metric components of one event for one window and dimension combination."""
-
-    window_start: int
-    dims: Dims  # (event_type, channel, campaign_id or "", currency or "")
-    components: dict[str, int]
 
 
 @dataclass(slots=True)
@@ -106,6 +102,12 @@ class Journey:
     def last_at(self) -> int:
         return self.summaries[-1][0]
 
+    def campaign_touches(self) -> list[tuple[int, str, str]]:
+        """(occurred_at, event_id, campaign) of the campaign-carrying touches, sorted; cached in campaign_cache."""
+        if self.campaign_cache is None:
+            self.campaign_cache = [(s[0], s[1], s[4]) for s in self.summaries if s[4]]
+        return self.campaign_cache
+
 
 @dataclass(slots=True)
 class JourneyState:
@@ -125,10 +127,6 @@ class ApplyResult(NamedTuple):
     contributions: list[Contribution]
     duplicate: bool
     superseded: list[dict[str, Any]] = []
-
-
-def journey_id(owner: str, journey: Journey) -> str:
-    return f"{owner}:{journey.summaries[0][0]}"
 
 
 def apply(
@@ -161,20 +159,20 @@ def apply(
 
     occurred_at = int(event["occurred_at"])
     journey, superseded_ids = _place(state, occurred_at, cfg)
-    contributions = [] if restitched else _contributions(journey, event, cfg)
+    contribs = [] if restitched else contributions(journey, event, cfg.window_ms)
     _absorb(journey, event, cfg.path_limit)
     journey.version += 1
     while len(state.journeys) > cfg.max_journeys:  # forget the oldest journey, never the one just updated
         state.journeys.pop(1 if state.journeys[0] is journey else 0)
 
-    snapshot = _snapshot(state, journey, cfg, now_ms)
+    snapshot = build_snapshot(state, journey, cfg.path_limit, now_ms)
     superseded = [dict(snapshot, journey_id=old, merged_into=state.owner) for old in superseded_ids]
-    return ApplyResult(state, snapshot, contributions, False, superseded)
+    return ApplyResult(state, snapshot, contribs, False, superseded)
 
 
 def snapshots_of(state: JourneyState, cfg: JourneyConfig, now_ms: int) -> list[dict[str, Any]]:
     """Snapshots of every journey the state holds, oldest first (for re-emitting or inspecting)."""
-    return [_snapshot(state, j, cfg, now_ms) for j in state.journeys]
+    return [build_snapshot(state, j, cfg.path_limit, now_ms) for j in state.journeys]
 
 
 # --- segmentation -------------------------------------------------------------------------------------------
@@ -267,7 +265,7 @@ def _apply_marker(state: JourneyState | None, marker: dict[str, Any], cfg: Journ
     snaps = []
     for journey in state.journeys:
         journey.version += 1
-        snaps.append(_snapshot(state, journey, cfg, now_ms))
+        snaps.append(build_snapshot(state, journey, cfg.path_limit, now_ms))
     return ApplyResult(state, snaps[-1], [], False, snaps[:-1])
 
 
@@ -331,175 +329,3 @@ def _absorb(j: Journey, event: dict[str, Any], path_limit: int) -> None:
                 ticket[1] = _max_opt(ticket[1], occurred_at)
                 if ticket[2] is None:
                     ticket[2], ticket[3] = occurred_at, event.get("channel") or "other"
-
-
-def _contributions(j: Journey, event: dict[str, Any], cfg: JourneyConfig) -> list[Contribution]:
-    """Metric components of a new event, judged against the journey as it was before the event."""
-    etype = event["event_type"]
-    channel = event.get("channel") or "other"
-    occurred_at = int(event["occurred_at"])
-    ws = occurred_at - occurred_at % cfg.window_ms
-    p = event.get("payload") or {}
-    comps: dict[str, int] = {"touchpoints": 1}
-    campaign = currency = ""
-    extra: list[Contribution] = []
-    if etype == st.AD_CLICK:
-        comps["ad_clicks"] = 1
-        comps["ad_spend_minor"] = int(p.get("cost_minor", 0))
-        campaign, currency = p.get("campaign_id") or "", p.get("currency") or ""
-    elif etype == st.EMAIL_ENGAGEMENT:
-        name = st.EMAIL_COMPONENT.get(p.get("action", ""))
-        if name:
-            comps[name] = 1
-    elif etype == st.CHECKOUT:
-        status = p["status"]
-        currency = p.get("currency") or ""
-        if status == "completed":
-            if p["order_id"] not in j.orders:
-                amount = int(p["amount_minor"])
-                comps["checkouts_completed"] = 1
-                comps["revenue_minor"] = amount
-                campaign = _last_campaign_before(j, (occurred_at, event["event_id"])) or ""
-                if campaign:
-                    comps["attributed_conversions"] = 1
-                    comps["attributed_revenue_minor"] = amount
-        elif status in st.CHECKOUT_COMPONENT:
-            comps[st.CHECKOUT_COMPONENT[status]] = 1
-    elif etype == st.DELIVERY_NOTICE:
-        status = p["status"]
-        ship = j.shipments.get(p["shipment_id"])
-        if status == st.DELIVERED and (ship is None or ship[0] is None):
-            promised = int(p["promised_by"])
-            comps["deliveries_delivered"] = 1
-            if occurred_at <= promised:
-                comps["deliveries_on_time"] = 1
-            else:
-                comps["deliveries_late"] = 1
-                comps["delivery_delay_ms_sum"] = occurred_at - promised
-        elif status in st.DELIVERY_FAILED_STATUSES and (ship is None or (ship[0] is None and not ship[2])):
-            comps["deliveries_failed"] = 1
-            j.shipments.setdefault(p["shipment_id"], [None, False, False])[2] = True
-    elif etype == st.SURVEY_RESPONSE:
-        kind, score = p["survey_kind"], int(p["score"])
-        if kind == "NPS":
-            comps[st.nps_bucket(score)] = 1
-        elif kind == "CSAT":
-            comps["csat_total"] = 1
-            if st.csat_satisfied(score, int(p.get("scale_max", 5))):
-                comps["csat_satisfied"] = 1
-        elif kind == "CES":
-            comps["ces_sum"] = score
-            comps["ces_count"] = 1
-    elif etype == st.SUPPORT_INTERACTION:
-        action = p["action"]
-        ticket = j.tickets.get(p["ticket_id"]) or [None, None, None, None, False]
-        if action == "opened" and ticket[0] is None:
-            comps["tickets_opened"] = 1
-            if ticket[2] is not None and not ticket[4]:
-                # The resolution arrived first: book the resolution time in the resolution's window.
-                ticket[4] = True
-                rws = ticket[2] - ticket[2] % cfg.window_ms
-                extra.append(Contribution(rws, (etype, ticket[3], "", ""), {"resolution_ms_sum": max(0, ticket[2] - occurred_at)}))
-        elif action == "resolved" and ticket[2] is None:
-            comps["tickets_resolved"] = 1
-            if ticket[0] is not None:
-                ticket[4] = True
-                comps["resolution_ms_sum"] = max(0, occurred_at - ticket[0])
-    main = Contribution(ws, (etype, channel, campaign, currency), comps)
-    return [main, *extra] if extra else [main]
-
-
-def _campaigns(j: Journey) -> list[tuple[int, str, str]]:
-    if j.campaign_cache is None:
-        j.campaign_cache = [(s[0], s[1], s[4]) for s in j.summaries if s[4]]
-    return j.campaign_cache
-
-
-def _last_campaign_before(j: Journey, key: tuple[int, str]) -> str | None:
-    """Campaign of the latest campaign-carrying touch strictly before ``key`` (occurred_at, event_id)."""
-    campaigns = _campaigns(j)
-    pos = bisect_left(campaigns, key)  # (t, id) sorts before every (t, id, campaign)
-    return campaigns[pos - 1][2] if pos else None
-
-
-# --- snapshot -----------------------------------------------------------------------------------------------
-
-
-def _snapshot(state: JourneyState, j: Journey, cfg: JourneyConfig, now_ms: int) -> dict[str, Any]:
-    limit = cfg.path_limit
-    summaries = j.summaries
-    n = len(summaries)
-    first = min(j.orders.values()) if j.orders else None
-    # Touches "before conversion": strictly before the converting checkout; if the checkout is the first touch,
-    # that checkout itself (so first/last touch channel are never empty).
-    end = bisect_left(summaries, first[:2]) if first else n
-    if end == 0:
-        end = 1
-    campaigns = _campaigns(j)
-    bound = summaries[end - 1]
-    pos = bisect_left(campaigns, (bound[0], bound[1]))
-    if pos < len(campaigns) and campaigns[pos][0] == bound[0] and campaigns[pos][1] == bound[1]:
-        pos += 1  # the bound touch itself is included
-    first_campaign = campaigns[0][2] if pos else None
-    last_campaign = campaigns[pos - 1][2] if pos else None
-    path = j.path_cache
-    if path is None:
-        path = j.path_cache = [{"event_type": s[2], "channel": s[3], "occurred_at": s[0]} for s in summaries[:limit]]
-    currency = first[3] if first else None
-    revenue = sum(o[2] for o in j.orders.values() if o[3] == currency)
-    on_time = late = failed = delay = 0
-    for delivered, was_failed, _ in j.shipments.values():
-        if delivered is not None:
-            if delivered[0] <= delivered[2]:
-                on_time += 1
-            else:
-                late += 1
-                delay += delivered[0] - delivered[2]
-        elif was_failed:
-            failed += 1
-    opened = resolved = resolution = 0
-    for t in j.tickets.values():
-        if t[0] is not None:
-            opened += 1
-        if t[1] is not None:
-            resolved += 1
-            if t[0] is not None:
-                resolution += max(0, t[1] - t[0])
-    surveys = j.surveys
-    return {
-        "journey_id": journey_id(state.owner, j),
-        "customer_id": state.owner,
-        "is_anonymous": state.is_anonymous,
-        "merged_into": state.merged_into,
-        "version": j.version,
-        "updated_at": now_ms,
-        "first_touch_at": summaries[0][0],
-        "last_touch_at": summaries[-1][0],
-        "anonymous_ids": list(j.anonymous_ids),
-        "path": list(path),
-        "path_truncated": max(0, n - limit),
-        "event_count": n,
-        "counts_by_type": dict(j.counts),
-        "stage": st.STAGES[max(j.stage, 0)],
-        "service_contacted": j.service,
-        "first_touch_campaign": first_campaign,
-        "first_touch_channel": summaries[0][3],
-        "last_touch_campaign": last_campaign,
-        "last_touch_channel": summaries[end - 1][3],
-        "converted": first is not None,
-        "converted_at": first[0] if first else None,
-        "time_to_convert_ms": first[0] - summaries[0][0] if first else None,
-        "orders": len(j.orders),
-        "revenue_minor": revenue,
-        "currency": currency,
-        "deliveries_on_time": on_time,
-        "deliveries_late": late,
-        "deliveries_failed": failed,
-        "delivery_delay_ms_sum": delay,
-        "nps_score": surveys["NPS"][2] if "NPS" in surveys else None,
-        "csat_score": surveys["CSAT"][2] if "CSAT" in surveys else None,
-        "ces_score": surveys["CES"][2] if "CES" in surveys else None,
-        "support_tickets_opened": opened,
-        "support_tickets_resolved": resolved,
-        "resolution_ms_sum": resolution,
-    }

@@ -91,6 +91,7 @@ class JourneyStep:
         self.windows: dict[bytes, WindowState] = {}
         self.watermarks: dict[int, int | None] = {}
         self.dirty: dict[bytes, WindowState] = {}
+        self.emitted_cells: dict[bytes, dict[tuple[str, str, str, str], dict[str, int]]] = {}
         self.last_prune: dict[int, int] = {}
         self.max_states = 20_000
         self.owners_open = 0
@@ -191,10 +192,14 @@ class JourneyStep:
             await self._send_snapshot(result.snapshot)
 
     async def _send_snapshot(self, snap: dict[str, Any]) -> None:
+        try:
+            value = self.codec.encode(snap, "journey_snapshot")
+        except Exception:  # a snapshot the contract rejects is a logic bug: say so, do not crash-loop the agent
+            log.exception("journey snapshot %s does not fit the journey_snapshot schema; not sent", snap.get("journey_id"))
+            return
         # Keyed by journey_id, not owner: the journeys topic is compacted, and an owner has several journey ids
         # (older journeys, superseded ids) whose newest snapshots must all survive compaction.
-        await self.journeys_out.send(key=snap["journey_id"].encode("utf-8"),
-                                     value=self.codec.encode(snap, "journey_snapshot"))
+        await self.journeys_out.send(key=snap["journey_id"].encode("utf-8"), value=value)
 
     def _prune_windows(self, partition: int, watermark: int | None, now: int) -> None:
         """Delete closed, already emitted windows of ``partition`` (we are processing one of its events)."""
@@ -206,6 +211,7 @@ class JourneyStep:
             if (wkey.startswith(prefix) and wkey not in self.dirty and not windows.is_dirty(window)
                     and windows.is_closed(window, watermark, self.lateness_ms)):
                 del self.windows[wkey]
+                self.emitted_cells.pop(wkey, None)
                 del self.table[wkey]
 
     # --- window snapshots (timer, shutdown, rebalance) --------------------------------------------------
@@ -217,7 +223,15 @@ class JourneyStep:
         now = _now_ms()
         sent = 0
         for wkey, window in dirty.items():
-            for record in windows.snapshots(window, emitted_at=now):
+            # Only the cells (dims combinations) that changed since the last flush: absorb replaces the components
+            # dict of a cell it changes, so identity tells. An unchanged cell's newest snapshot is still right.
+            last = self.emitted_cells.setdefault(wkey, {})
+            changed = {dims: comps for dims, comps in window.cells.items() if last.get(dims) is not comps}
+            if not changed:
+                continue
+            last.update(changed)
+            partial = WindowState(window.window_start, window.partition, changed, window.last_offset, window.emitted_offset)
+            for record in windows.snapshots(partial, emitted_at=now):
                 # The metrics topic is compacted: key = everything that identifies one MetricWindow row.
                 key = "%d:%d:%s:%s:%s:%s" % (record["window_start"], record["partition"], record["event_type"],
                                              record["channel"], record["campaign_id"], record["currency"])
@@ -239,7 +253,7 @@ class JourneyStep:
             if key.startswith(b"j:"):
                 owners += 1
             elif key.startswith(b"w:") and int(key.split(b":")[1]) in held:
-                window = state_codec.loads_window(raw)
+                window = self.windows[key] = state_codec.loads_window(raw)
                 self.dirty[key] = window
         self.owners_open = owners
         STREAM_JOURNEYS_OPEN.set(owners)
@@ -250,6 +264,7 @@ class JourneyStep:
         self.states.clear()
         self.windows.clear()
         self.watermarks.clear()
+        self.emitted_cells.clear()
         # dirty windows of revoked partitions are re-sent by their new owner after its recovery
 
 
@@ -257,7 +272,7 @@ def register(app: faust.App, ctx: WorkerContext) -> JourneyStep:
     step = JourneyStep(app, ctx)
 
     @app.agent(step.source, name="journeys")
-    async def journeys(stream: faust.StreamT) -> None:
+    async def journeys(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
             await step.process(event.message)
 
@@ -265,16 +280,16 @@ def register(app: faust.App, ctx: WorkerContext) -> JourneyStep:
     async def flush_windows() -> None:
         await step.flush_windows()
 
-    @app.on_partitions_revoked.connect
-    async def _revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
+    async def _revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         step.on_revoked()
 
-    @app.on_rebalance_complete.connect
-    async def _rebalanced(sender: Any, **kwargs: Any) -> None:
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
+    async def _rebalanced(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         await step.after_rebalance(app)
 
-    @app.on_before_shutdown.connect
-    async def _flush_on_shutdown(sender: Any, **kwargs: Any) -> None:
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
+    async def _flush_on_shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         sent = await step.flush_windows()
         log.info("shutdown: sent %d pending window snapshots", sent)
 

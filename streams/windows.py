@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from touchpoint.streams.journey import Contribution, Dims
+from touchpoint.streams.contributions import Contribution, Dims
 
 WINDOW_MS = 60_000
 

@@ -3,7 +3,8 @@
 The definitions are the pipeline's (one place each, so the demo can compare like with like):
 - duplicates (same event_id) count once; the first copy is the event;
 - a delivery is on time when its `delivered` notice's occurred_at <= promised_by, late otherwise;
-  a `failed_attempt` notice is a failed delivery;
+  a shipment is one failed delivery when a `failed_attempt` or `returned` notice comes before its first
+  `delivered` (or it is never delivered): "failed, then delivered" counts one of each;
 - NPS: promoters 9-10, passives 7-8, detractors 0-6; score = (promoters - detractors) / responses * 100;
 - CSAT: satisfied = score >= 4 of 5; CES: mean score;
 - a ticket's resolution time = its first `resolved` minus its first `opened` (tickets with both);
@@ -48,6 +49,8 @@ def compute_truth(events: Iterable[Event]) -> dict[str, Any]:
     clicks_by_campaign: Counter[str] = Counter()
     deliveries: Counter[str] = Counter()
     delay_sum = 0
+    first_failure: dict[str, int] = {}
+    first_delivery: dict[str, int] = {}
     nps: Counter[str] = Counter()
     csat_total = csat_satisfied = ces_sum = ces_count = 0
     emails: Counter[str] = Counter()
@@ -79,8 +82,10 @@ def compute_truth(events: Iterable[Event]) -> dict[str, Any]:
                 else:
                     deliveries["late"] += 1
                     delay_sum += e["occurred_at"] - p["promised_by"]
-            elif p["status"] == "failed_attempt":
-                deliveries["failed"] += 1
+            elif p["status"] in ("failed_attempt", "returned"):
+                first_failure[p["shipment_id"]] = min(first_failure.get(p["shipment_id"], e["occurred_at"]), e["occurred_at"])
+            if p["status"] == "delivered":
+                first_delivery[p["shipment_id"]] = min(first_delivery.get(p["shipment_id"], e["occurred_at"]), e["occurred_at"])
         elif kind == "SURVEY_RESPONSE":
             score = p["score"]
             if p["survey_kind"] == "NPS":
@@ -98,6 +103,7 @@ def compute_truth(events: Iterable[Event]) -> dict[str, Any]:
                 tickets_opened.setdefault(p["ticket_id"], e["occurred_at"])
             elif p["action"] == "resolved":
                 tickets_resolved.setdefault(p["ticket_id"], e["occurred_at"])
+    deliveries["failed"] = sum(1 for ship, at in first_failure.items() if at < first_delivery.get(ship, at + 1))
     resolution = sorted(tickets_resolved[t] - tickets_opened[t] for t in tickets_resolved if t in tickets_opened)
     responses = sum(nps.values())
     return {

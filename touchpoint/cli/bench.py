@@ -153,9 +153,10 @@ def bench(
     from touchpoint.producers.simulator import SimulationConfig, simulate
 
     run_id = "bench" + time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    ns = namespace(run_id)
+    config = SimulationConfig(customers=customers, seed=seed)
+    ns = namespace(run_id, config.replay_lateness_seconds)
     settings = load_settings(**{k.removeprefix("TOUCHPOINT_").lower(): v for k, v in ns.items()})
-    sim = simulate(SimulationConfig(customers=customers, seed=seed))
+    sim = simulate(config)
     late = simulate(SimulationConfig(customers=latency_customers, seed=seed + 1000))
     with StopSignal() as stop:
         prepare(settings, lambda msg: _err.print(f"[dim]{msg}[/dim]"), env=ns)

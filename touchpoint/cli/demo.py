@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -27,9 +28,13 @@ _out = Console()
 _err = Console(stderr=True)
 
 
-def namespace(run_id: str) -> dict[str, str]:
-    """Settings (as environment) that keep one demo run apart from everything else."""
-    return {
+def namespace(run_id: str, replay_lateness_seconds: int | None = None) -> dict[str, str]:
+    """Settings (as environment) that keep one demo run apart from everything else.
+
+    The demo replays weeks of simulated history in seconds; with `replay_lateness_seconds` the worker's windows
+    accept all of it (a live stream needs only the default allowed lateness of an hour)."""
+    extra = {"TOUCHPOINT_ALLOWED_LATENESS_SECONDS": str(replay_lateness_seconds)} if replay_lateness_seconds else {}
+    return {**extra,
         "TOUCHPOINT_TOPIC_PREFIX": f"touchpoint-demo-{run_id}",
         "TOUCHPOINT_CLICKHOUSE_DATABASE": f"demo_{run_id}",
         "TOUCHPOINT_WORKER_ID": f"touchpoint-demo-{run_id}",
@@ -43,10 +48,12 @@ def _progress() -> Progress:
 
 def print_checks(checks: list[Check]) -> None:
     table = Table(title="report vs simulator truth", title_justify="left")
-    for column in ("figure", "truth", "pipeline", ""):
+    for column in ("figure", "from", "truth", "pipeline", ""):
         table.add_column(column, justify="right" if column in ("truth", "pipeline") else "left")
     for c in checks:
-        table.add_row(c.name, str(c.expected), str(c.actual), "[green]match[/green]" if c.ok else "[bold red]DIFFERS[/bold red]")
+        actual = f"{c.actual:.2f}" if isinstance(c.actual, float) else str(c.actual)
+        table.add_row(escape(c.name), c.source, str(c.expected), escape(actual),
+                      "[green]match[/green]" if c.ok else "[bold red]DIFFERS[/bold red]")
     _out.print(table)
 
 
@@ -85,8 +92,9 @@ def demo(
     from touchpoint.producers.simulator import SimulationConfig, produce, simulate
 
     bad: list[Check] = []
+    config = SimulationConfig(customers=customers, seed=seed)
     run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-    ns = namespace(run_id)
+    ns = namespace(run_id, config.replay_lateness_seconds)
     settings = load_settings(**{k.removeprefix("TOUCHPOINT_").lower(): v for k, v in ns.items()})
     specs = stage_specs(settings, 1, 1, env=ns)
     started = time.monotonic()
@@ -98,7 +106,7 @@ def demo(
         try:
             with _progress() as bar:
                 task = bar.add_task("simulating customers", total=customers)
-                sim = simulate(SimulationConfig(customers=customers, seed=seed), progress=lambda n: bar.advance(task, n))
+                sim = simulate(config, progress=lambda n: bar.advance(task, n))
                 task = bar.add_task(f"producing to {settings.events_topic}", total=len(sim.arrived))
                 produce(sim.arrived, settings, progress=lambda n: bar.advance(task, n))
                 reader = StoreReader(settings)
@@ -139,9 +147,6 @@ def build_report(reader: StoreReader, settings: Settings) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any]) -> None:
-    try:
-        from touchpoint.cli.query import render_report  # the analyst layer's own rendering, when it has one
-    except ImportError:
-        _out.print_json(json.dumps(report, default=str))
-        return
+    from touchpoint.cli.query import render_report  # the same rendering as `touchpoint report`
+
     render_report(report, _out)

@@ -17,6 +17,7 @@ class Check:
     name: str
     expected: Any
     actual: Any
+    source: str = "raw events"  # or "worker windows"
 
     @property
     def ok(self) -> bool:
@@ -135,6 +136,6 @@ def compare(report: dict[str, Any], truth: dict[str, Any]) -> list[Check]:
         for currency in sorted(set(amounts) | set(reported if isinstance(reported, dict) else {})):
             checks.append(Check(f"{what} {currency} (minor units)", amounts.get(currency, 0),
                                 _get(report, f"totals.{key}.{currency}")))
-    checks += [Check(f"{name} [worker windows]", _get(truth, t), _get(report, f"totals_from_metrics.{r}"))
+    checks += [Check(name, _get(truth, t), _get(report, f"totals_from_metrics.{r}"), "worker windows")
                for name, t, r in FIGURES]
     return checks

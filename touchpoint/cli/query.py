@@ -18,6 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from touchpoint.config import get_settings
+from touchpoint.sinks.report import format_minor as _minor
+from touchpoint.sinks.report import format_money as _money
+from touchpoint.sinks.report import format_number as _num
+from touchpoint.sinks.report import format_rate as _pct
 
 _out = Console()
 _err = Console(stderr=True)
@@ -118,22 +122,6 @@ def report(
 
 # ---- rendering ------------------------------------------------------------------------------------------
 
-def _num(value: Any, digits: int = 1, suffix: str = "") -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, float):
-        return f"{value:,.{digits}f}{suffix}"
-    return f"{value:,}{suffix}"
-
-
-def _pct(rate: Any) -> str:
-    return "—" if rate is None else f"{rate * 100:,.1f}%"
-
-
-def _money(by_currency: dict[str, int]) -> str:
-    return ", ".join(f"{amount / 100:,.2f} {currency}" for currency, amount in by_currency.items()) or "—"
-
-
 def render_report(report: dict[str, Any], console: Console) -> None:
     """Print ``build_report``'s result with rich: headline figures, funnel, daily KPIs, paths, campaigns, email."""
     t = report["totals"]
@@ -186,9 +174,9 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     for c in report["campaigns"]:
         cur = c["currency"]
         cost = c["cost_per_conversion_minor"]
-        campaigns.add_row(c["campaign_id"], _num(c["clicks"]), f"{c['spend_minor'] / 100:,.2f} {cur}",
-                          _num(c["attributed_conversions"]), f"{c['attributed_revenue_minor'] / 100:,.2f} {cur}",
-                          _pct(c["conversion_rate"]), "—" if cost is None else f"{cost / 100:,.2f} {cur}")
+        campaigns.add_row(c["campaign_id"], _num(c["clicks"]), f"{_minor(c['spend_minor'])} {cur}",
+                          _num(c["attributed_conversions"]), f"{_minor(c['attributed_revenue_minor'])} {cur}",
+                          _pct(c["conversion_rate"]), "—" if cost is None else f"{_minor(cost)} {cur}")
     console.print(campaigns)
 
     emails = Table("email campaign", "sent", "opened", "clicked", "open rate", "CTR", title="email", title_justify="left")

@@ -33,6 +33,8 @@ def namespace_env(kafka_bootstrap: str, data_dir: Path, name: str) -> dict[str, 
         "TOUCHPOINT_WORKER_WEB_PORT": str(free_port()),
         "TOUCHPOINT_SINK_METRICS_PORT": str(free_port()),
         "TOUCHPOINT_SINK_SQL_PORT": str(free_port()),
+        # the tests replay 30 simulated days in seconds (see SimulationConfig.replay_lateness_seconds)
+        "TOUCHPOINT_ALLOWED_LATENESS_SECONDS": str(31 * 86_400),
     }
 
 
@@ -102,7 +104,11 @@ def wait_complete(env: dict[str, str], truth: dict[str, Any], timeout: float = 2
             return now
         return None
 
-    return wait_until(done, timeout=timeout, what=f"all {truth['events']} events queryable in {db}", interval=1.0)
+    try:
+        return wait_until(done, timeout=timeout, what=f"all {truth['events']} events queryable in {db}", interval=1.0)
+    finally:
+        if seen:
+            print(f"last progress {seen[-1]} vs truth events {truth['events']} merges {truth['identity_merges']}")
 
 
 def report(env: dict[str, str]) -> dict[str, Any]:

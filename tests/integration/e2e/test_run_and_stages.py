@@ -75,12 +75,13 @@ def test_a_signal_mid_stream_loses_nothing(kafka_bootstrap, tmp_path, unique, si
     run = start(["run"], env, log)
     try:
         # traffic keeps arriving while the pipeline is stopped and restarted, as it would in production
-        sender = produce_in_background(sim.arrived, settings_of(env), rate=2_500)
+        # ~7,300 events at 400/s: the pipeline is stopped while the producer is still sending
+        sender = produce_in_background(sim.arrived, settings_of(env), rate=400)
         from tests.helpers import wait_until
         from tests.integration.e2e.helpers import progress
 
         port, db = int(env["TOUCHPOINT_SINK_SQL_PORT"]), env["TOUCHPOINT_CLICKHOUSE_DATABASE"]
-        wait_until(lambda: progress(port, db)["raw"] > 0, timeout=180, what="the first events stored")
+        wait_until(lambda: progress(port, db)["raw"] > 300, timeout=180, what="the first events stored")
         before = progress(port, db)
         mid_stream = sender.is_alive()
         assert stop(run, sig) == 0, log.read_text()[-3000:]

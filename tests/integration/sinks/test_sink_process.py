@@ -45,6 +45,8 @@ def test_sink_process_serves_metrics_and_readonly_sql_and_stops_cleanly_on_sigte
         assert 'touchpoint_sink_rows_inserted_total{table="touchpoints"} 300.0' in metrics
         assert "touchpoint_sink_insert_latency_seconds_bucket" in metrics
         assert group_lag(settings) == 200
+        lag_line = f'touchpoint_sink_consumer_lag_messages{{topic="{settings.events_topic}"}} 200.0'
+        wait_until(lambda: lag_line in scrape(), timeout=20, what="consumer lag gauge = 200 uncommitted")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, (tmp_path / "sink.log").read_text()[-3000:]
     finally:

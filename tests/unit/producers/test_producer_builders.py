@@ -123,3 +123,10 @@ def test_to_epoch_ms_accepts_offsets() -> None:
     assert to_epoch_ms(WHEN.astimezone(timezone(timedelta(hours=-3))), "t") == WHEN_MS
     with pytest.raises(ValidationError):
         to_epoch_ms(True, "t")
+
+
+def test_datetimes_convert_to_the_exact_millisecond() -> None:
+    # datetime.timestamp() is a float: int(ts * 1000) gives ...497 for this instant.
+    when = datetime(2004, 7, 25, 11, 49, 27, 498000, tzinfo=timezone.utc)
+    assert to_epoch_ms(when, "t") == 1_090_756_167_498
+    assert to_epoch_ms(when + timedelta(microseconds=999), "t") == 1_090_756_167_498  # truncates, never rounds up

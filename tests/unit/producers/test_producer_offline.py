@@ -138,6 +138,8 @@ def test_parse_line_accepts_the_documented_shape() -> None:
         (b"{this is not json", "not JSON"),
         (b"[1, 2]", "not a JSON object"),
         (b'{"event_type": "TELEPATHY"}', "unknown event type 'TELEPATHY'"),
+        (b'{"event_type": ["CHECKOUT"]}', "unknown event type ['CHECKOUT']"),
+        (b'{"event_type": {"a": 1}}', "unknown event type {'a': 1}"),
     ],
 )
 def test_parse_line_reports_line_number_and_reason(raw: bytes, words: str) -> None:
