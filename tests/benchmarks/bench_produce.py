@@ -161,7 +161,8 @@ def main() -> None:
             profiler.disable()
             pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
     finally:
-        admin.delete_topics([topic])
+        for future in admin.delete_topics([topic]).values():
+            future.result(30)  # wait: the request is lost if the process exits first
 
 
 if __name__ == "__main__":
