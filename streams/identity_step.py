@@ -54,7 +54,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
     merges = app.topic(settings.merges_topic)
     dead = DeadLetterSender(app.topic(settings.dead_letter_topic))
     aliases: CachedTable[AliasState] = CachedTable(
-        app.Table(ALIAS_TABLE, partitions=n), state_codec.loads_alias, state_codec.dumps_alias, max_items=50_000
+        app.Table(ALIAS_TABLE, partitions=n, key_type=bytes, value_type=bytes), state_codec.loads_alias, state_codec.dumps_alias, max_items=50_000
     )
     codec = ctx.codec
 

@@ -84,7 +84,7 @@ class JourneyStep:
         self.journeys_out = app.topic(settings.journeys_topic)
         self.metrics_out = app.topic(settings.metrics_topic)
         self.dead = DeadLetterSender(app.topic(settings.dead_letter_topic))
-        self.table = app.Table(JOURNEY_TABLE, partitions=n)
+        self.table = app.Table(JOURNEY_TABLE, partitions=n, key_type=bytes, value_type=bytes)
         self.codec = ctx.codec
         # Decoded values, written through to the table (see streams/tables.py for why a cache).
         self.states: dict[bytes, JourneyState] = {}
@@ -249,12 +249,15 @@ class JourneyStep:
         topic = self.source.get_topic_name()
         held = {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
         owners = 0
-        for key, raw in self.table.items():
-            if key.startswith(b"j:"):
-                owners += 1
-            elif key.startswith(b"w:") and int(key.split(b":")[1]) in held:
-                window = self.windows[key] = state_codec.loads_window(raw)
-                self.dirty[key] = window
+        try:
+            for key, raw in self.table.items():
+                if key.startswith(b"j:"):
+                    owners += 1
+                elif key.startswith(b"w:") and int(key.split(b":")[1]) in held:
+                    window = self.windows[key] = state_codec.loads_window(raw)
+                    self.dirty[key] = window
+        except Exception:  # the tables stay right; only the re-sending of held windows is incomplete
+            log.exception("journeys: could not scan the recovered table to re-send window snapshots")
         self.owners_open = owners
         STREAM_JOURNEYS_OPEN.set(owners)
         log.info("journeys: %d owners and %d windows held on partitions %s", owners, len(self.dirty), sorted(held))
