@@ -44,7 +44,7 @@ def arrange(events: list[Event], seed: int, model: ArrivalModel = ArrivalModel()
 
 def identity_key(event: Event) -> str:
     """The id the producer keys the event by: customer_id, else anonymous_id."""
-    return event["customer_id"] or event["anonymous_id"]
+    return str(event["customer_id"] or event["anonymous_id"])
 
 
 def arrival_stats(arrived: list[Event]) -> dict[str, int]:

@@ -49,7 +49,7 @@ def _wait_ready(reader: StoreReader, db: str, stop: StopSignal, supervisor: Supe
         stop.wait(0.5)
 
 
-def throughput_phase(settings: Any, reader: StoreReader, events: list[dict], unique: int, stop: StopSignal,
+def throughput_phase(settings: Any, reader: StoreReader, events: list[dict[str, Any]], unique: int, stop: StopSignal,
                      supervisor: Supervisor, timeout: float) -> dict[str, float]:
     from touchpoint.producers.simulator import produce
 
@@ -72,7 +72,7 @@ def throughput_phase(settings: Any, reader: StoreReader, events: list[dict], uni
     return marks
 
 
-def latency_phase(settings: Any, reader: StoreReader, events: list[dict], rate: float, stop: StopSignal,
+def latency_phase(settings: Any, reader: StoreReader, events: list[dict[str, Any]], rate: float, stop: StopSignal,
                   sample_every: int = 10, timeout: float = 120) -> list[float]:
     """Seconds from send to queryable for every `sample_every`-th event."""
     from touchpoint.producers.simulator import produce
@@ -83,7 +83,7 @@ def latency_phase(settings: Any, reader: StoreReader, events: list[dict], rate: 
     lock = threading.Lock()
     done = threading.Event()
 
-    def stamp(i: int, event: dict) -> None:
+    def stamp(i: int, event: dict[str, Any]) -> None:
         if i % sample_every == 0 and event["event_id"] not in sent:
             with lock:
                 sent[event["event_id"]] = time.monotonic()

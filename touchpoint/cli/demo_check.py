@@ -26,7 +26,7 @@ class Check:
                 return abs(float(self.expected) - float(self.actual)) < 0.01
             except (TypeError, ValueError):
                 return False
-        return self.expected == self.actual
+        return bool(self.expected == self.actual)
 
 
 def store_progress(reader: StoreReader, database: str) -> dict[str, int]:

@@ -44,9 +44,8 @@ def prepare(settings: Settings, say: Say, env: dict[str, str] | None = None) -> 
     else:
         say(f"Kafka: existing cluster at {settings.bootstrap_servers}")
     wait_for_broker(settings, timeout=30.0)
-    report = create_topics(settings)
+    create_topics(settings)
     say(f"topics: {', '.join(settings.topic(s) for s in ('events', 'dead-letters', 'journeys', 'metrics', 'identity-merges'))} ready")
-    del report
     say(f"ClickHouse: migrating {settings.redacted()['clickhouse_dsn']} database {settings.clickhouse_database}")
     done = subprocess.run(touchpoint_command("sink", "migrate"), capture_output=True, text=True,
                           env=_env(env), timeout=300)
