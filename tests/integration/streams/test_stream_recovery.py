@@ -87,6 +87,7 @@ def test_sigkill_at_random_points_then_restart_gives_the_uninterrupted_result(
     part = partial(person_partition, partitions=PARTITIONS)
     worker = None
     kills = 0
+    progress: list[float] = []  # events the worker had processed in its run when it was killed
     for chunk in chunks + [[]]:
         if chunk:
             p.send_events(chunk, partition_of=part)
@@ -99,6 +100,7 @@ def test_sigkill_at_random_points_then_restart_gives_the_uninterrupted_result(
                    timeout=90, what="worker web port up")
         time.sleep(rnd.uniform(0.5, 3.0))
         assert worker.proc.poll() is None, worker.log()[-3000:]
+        progress.append(_metric(worker, "touchpoint_stream_events_processed_total"))
         worker.kill()
         kills += 1
     worker.start()
@@ -106,6 +108,8 @@ def test_sigkill_at_random_points_then_restart_gives_the_uninterrupted_result(
     assert worker.stop() == 0
     expected_live, expected_totals = uninterrupted
     assert kills == 4
+    print(f"events processed by each killed run when it was killed: {progress}")
+    assert any(n > 0 for n in progress), f"no kill hit a worker that was processing: {progress}"
     assert live == expected_live
     assert totals == expected_totals
     assert "did not stop cleanly" in (p.logs / f"worker-{worker.web_port}-2.log").read_text()
