@@ -288,7 +288,7 @@ def _read(src: _Source, schema: Any, var: str, ind: int) -> None:
     elif kind in ("array", "map"):
         c, n, k, x = src.name("c"), src.name("n"), src.name("k"), src.name("x")
         src.add(ind, f"{var} = {'[]' if kind == 'array' else '{}'}")
-        _read_block(src, ind, n)  # a negative count (block with byte size): Malformed, fastavro reads it
+        _read_count_into(src, ind, n)  # a negative count (block with byte size): Malformed, fastavro reads it
         src.add(ind, f"while {n}:", f"    for {c} in range({n}):")
         if kind == "array":
             _read(src, s["items"], x, ind + 2)
@@ -297,7 +297,7 @@ def _read(src: _Source, schema: Any, var: str, ind: int) -> None:
             _read(src, "string", k, ind + 2)
             _read(src, s["values"], x, ind + 2)
             src.add(ind + 2, f"{var}[{k}] = {x}")
-        _read_block(src, ind + 1, n)
+        _read_count_into(src, ind + 1, n)
     elif kind == "record":
         if not s["fields"]:
             raise Unsupported("empty record")
@@ -320,10 +320,6 @@ def _read(src: _Source, schema: Any, var: str, ind: int) -> None:
         src.add(ind, "else:", "    raise Malformed('union index')")
     else:
         raise Unsupported(f"reading {kind}")
-
-
-def _read_block(src: _Source, ind: int, var: str) -> None:
-    _read_count_into(src, ind, var)
 
 
 def _reader(schema: dict[str, Any]) -> Decoder:

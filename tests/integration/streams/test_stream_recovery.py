@@ -95,10 +95,13 @@ def test_sigkill_at_random_points_then_restart_gives_the_uninterrupted_result(
             worker = p.start_worker()
         else:
             worker.start()
-        # Kill at a random point once it is up (recovering tables, replaying, or processing the new chunk).
-        wait_until(lambda: _metric(worker, "touchpoint_stream_duplicates_total") >= 0 and _web_up(worker),
-                   timeout=90, what="worker web port up")
-        time.sleep(rnd.uniform(0.5, 3.0))
+        # Kill at a random point while it processes the new chunk (the last run has no new chunk: it is killed
+        # while recovering or replaying).
+        wait_until(lambda: _web_up(worker), timeout=90, what="worker web port up")
+        deadline = time.monotonic() + (60 if chunk else 5)
+        while time.monotonic() < deadline and _metric(worker, "touchpoint_stream_events_processed_total") == 0:
+            time.sleep(0.05)
+        time.sleep(rnd.uniform(0.0, 1.0))
         assert worker.proc.poll() is None, worker.log()[-3000:]
         progress.append(_metric(worker, "touchpoint_stream_events_processed_total"))
         worker.kill()
@@ -109,7 +112,7 @@ def test_sigkill_at_random_points_then_restart_gives_the_uninterrupted_result(
     expected_live, expected_totals = uninterrupted
     assert kills == 4
     print(f"events processed by each killed run when it was killed: {progress}")
-    assert any(n > 0 for n in progress), f"no kill hit a worker that was processing: {progress}"
+    assert sum(n > 0 for n in progress) >= 2, f"fewer than 2 kills hit a worker that was processing: {progress}"
     assert live == expected_live
     assert totals == expected_totals
     assert "did not stop cleanly" in (p.logs / f"worker-{worker.web_port}-2.log").read_text()
