@@ -25,7 +25,10 @@ Documented choices for the journey's facts (the snapshot fields, built by ``jour
 * Stage: furthest of awareness → feedback; a journey of only support contacts reports ``awareness``.
 
 Metric contributions (metric_window components, with last-touch attribution) follow their own rules, in
-``contributions``; they are derived only for new, non-restitched events, with the journey's knowledge at arrival.
+``contributions``: event components are booked once per new, non-restitched event; per order / shipment / ticket
+the journey records what it booked (``Journey.booked``) and, after every change of the journey (restitched events
+and fusions included), books corrections (-old, +new) for the facts whose components changed, so the final metric
+windows depend only on the set of events, like the snapshots.
 """
 
 from __future__ import annotations
@@ -35,7 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from touchpoint.streams import stages as st
-from touchpoint.streams.contributions import Contribution, Dims, contributions
+from touchpoint.streams.contributions import (
+    Booking, Contribution, Dims, all_fact_keys, contributions, corrections, fact_key,
+)  # fmt: skip
 from touchpoint.streams.identity import MERGE_MARKER
 from touchpoint.streams.journey_snapshot import build_snapshot, journey_id
 
@@ -82,13 +87,18 @@ class Journey:
     service: bool = False
     # order_id -> (occurred_at, event_id, amount_minor, currency) of its earliest completed checkout
     orders: dict[str, tuple[int, str, int, str]] = field(default_factory=dict)
-    # shipment_id -> [delivered (occurred_at, event_id, promised_by) or None, failed seen, failure counted in metrics]
+    # shipment_id -> [earliest delivered (occurred_at, event_id, promised_by) or None,
+    #                 earliest failure (occurred_at, event_id) or None]
     shipments: dict[str, list[Any]] = field(default_factory=dict)
     # survey kind -> (occurred_at, event_id, score) of the latest answer
     surveys: dict[str, tuple[int, str, int]] = field(default_factory=dict)
-    # ticket_id -> [opened_at min, resolved_at max, first-arrived resolved_at, its channel, resolution counted]
+    # ticket_id -> [earliest opened (occurred_at, event_id) or None, resolved_at max or None,
+    #               earliest resolved (occurred_at, event_id) or None]
     tickets: dict[str, list[Any]] = field(default_factory=dict)
     anonymous_ids: list[str] = field(default_factory=list)
+    # fact key ("o:<order>", "s:<shipment>", "t:<ticket>") -> what it booked in the metric windows (see
+    # contributions.corrections); None = foreign (first seen restitched: booked by the anonymous journey)
+    booked: dict[str, Booking | None] = field(default_factory=dict)
     # Derived from summaries, never stored (state_codec leaves them out; rebuilt on first use): the path steps
     # handed out in snapshots (earliest path_limit touches) and the campaign-carrying touches, both sorted.
     path_cache: list[dict[str, Any]] | None = field(default=None, compare=False, repr=False)
@@ -141,8 +151,9 @@ def apply(
     """Absorb one event (or an identity merge marker) into its owner's state.
 
     The owner of a new state is the event's customer_id, else its anonymous_id (identity.route fills in the
-    customer of stitched events). ``restitched`` events update the journey but yield no contributions, since they
-    were counted when they first arrived under their anonymous id. ``offset_partition`` (the journey-topic
+    customer of stitched events). ``restitched`` events update the journey but yield no event components, since
+    they were counted when they first arrived under their anonymous id; like every event they can change the
+    journey's facts (a stitched click moves the attribution of a later order), whose corrections they return. ``offset_partition`` (the journey-topic
     partition) is accepted for the app's convenience and does not influence the result. The given state is
     consumed: store the returned one.
     """
@@ -158,9 +169,31 @@ def apply(
     state.seen[event_id] = now_ms
 
     occurred_at = int(event["occurred_at"])
+    fused = len(state.journeys)
     journey, superseded_ids = _place(state, occurred_at, cfg)
+    fused -= len(state.journeys)
     contribs = [] if restitched else contributions(journey, event, cfg.window_ms)
     _absorb(journey, event, cfg.path_limit)
+    key = fact_key(event)
+    if restitched and key is not None and key not in journey.booked:
+        journey.booked[key] = None
+    if fused > 0:  # journeys fused: every fact may change
+        keys = all_fact_keys(journey)
+    elif st.campaign_of(event):  # a campaign touch can change the attribution of any later order
+        keys = ["o:" + order_id for order_id, order in journey.orders.items() if order[:2] > (occurred_at, event["event_id"])]
+        if key is not None and key not in keys:
+            keys.append(key)
+    else:
+        keys = [key] if key is not None else []
+    if keys:
+        for c in corrections(journey, keys, cfg.window_ms):
+            if contribs and c[:2] == contribs[0][:2]:  # same window and dims as the event's own: one cell update
+                merged = dict(contribs[0].components)
+                for name, amount in c.components.items():
+                    merged[name] = merged.get(name, 0) + amount
+                contribs[0] = Contribution(c.window_start, c.dims, {k: v for k, v in merged.items() if v})
+            else:
+                contribs.append(c)
     journey.version += 1
     while len(state.journeys) > cfg.max_journeys:  # forget the oldest journey, never the one just updated
         state.journeys.pop(1 if state.journeys[0] is journey else 0)
@@ -218,27 +251,27 @@ def _fuse(into: Journey, other: Journey) -> None:
         mine = into.orders.get(order_id)
         if mine is None or rec[:2] < mine[:2]:
             into.orders[order_id] = rec
-    for sid, (delivered, failed, counted) in other.shipments.items():
-        mine_s = into.shipments.setdefault(sid, [None, False, False])
-        if delivered is not None and (mine_s[0] is None or delivered[:2] < mine_s[0][:2]):
-            mine_s[0] = delivered
-        mine_s[1] = mine_s[1] or failed
-        mine_s[2] = mine_s[2] or counted
+    for sid, (delivered, failure) in other.shipments.items():
+        mine_s = into.shipments.setdefault(sid, [None, None])
+        mine_s[0] = _min_opt(mine_s[0], delivered)
+        mine_s[1] = _min_opt(mine_s[1], failure)
     for kind, rec3 in other.surveys.items():
         cur = into.surveys.get(kind)
         if cur is None or rec3[:2] > cur[:2]:
             into.surveys[kind] = rec3
-    for tid, (opened, resolved, first_res, res_channel, counted) in other.tickets.items():
-        mine_t = into.tickets.setdefault(tid, [None, None, None, None, False])
+    for tid, (opened, resolved, first_res) in other.tickets.items():
+        mine_t = into.tickets.setdefault(tid, [None, None, None])
         mine_t[0] = _min_opt(mine_t[0], opened)
         mine_t[1] = _max_opt(mine_t[1], resolved)
-        if mine_t[2] is None:
-            mine_t[2], mine_t[3] = first_res, res_channel
-        mine_t[4] = mine_t[4] or counted
+        mine_t[2] = _min_opt(mine_t[2], first_res)
+    for fkey, theirs in other.booked.items():
+        mine_b = into.booked.get(fkey, ())
+        # both bookings stay in the windows until corrections() retracts them; foreign only if both are
+        into.booked[fkey] = None if mine_b is None and theirs is None else (mine_b or ()) + (theirs or ())
     into.anonymous_ids = sorted(set(into.anonymous_ids) | set(other.anonymous_ids))
 
 
-def _min_opt(a: int | None, b: int | None) -> int | None:
+def _min_opt(a: Any, b: Any) -> Any:
     return b if a is None else a if b is None else min(a, b)
 
 
@@ -308,12 +341,12 @@ def _absorb(j: Journey, event: dict[str, Any], path_limit: int) -> None:
     elif etype == st.DELIVERY_NOTICE:
         status = p["status"]
         if status == st.DELIVERED or status in st.DELIVERY_FAILED_STATUSES:
-            ship = j.shipments.setdefault(p["shipment_id"], [None, False, False])
+            ship = j.shipments.setdefault(p["shipment_id"], [None, None])
             if status == st.DELIVERED:
                 if ship[0] is None or (occurred_at, event_id) < ship[0][:2]:
                     ship[0] = (occurred_at, event_id, int(p["promised_by"]))
-            else:
-                ship[1] = True
+            elif ship[1] is None or (occurred_at, event_id) < ship[1]:
+                ship[1] = (occurred_at, event_id)
     elif etype == st.SURVEY_RESPONSE:
         cur = j.surveys.get(p["survey_kind"])
         if cur is None or (occurred_at, event_id) > cur[:2]:
@@ -322,10 +355,9 @@ def _absorb(j: Journey, event: dict[str, Any], path_limit: int) -> None:
         j.service = True
         action = p["action"]
         if action == "opened" or action == "resolved":
-            ticket = j.tickets.setdefault(p["ticket_id"], [None, None, None, None, False])
+            ticket = j.tickets.setdefault(p["ticket_id"], [None, None, None])
             if action == "opened":
-                ticket[0] = _min_opt(ticket[0], occurred_at)
+                ticket[0] = _min_opt(ticket[0], (occurred_at, event_id))
             else:
                 ticket[1] = _max_opt(ticket[1], occurred_at)
-                if ticket[2] is None:
-                    ticket[2], ticket[3] = occurred_at, event.get("channel") or "other"
+                ticket[2] = _min_opt(ticket[2], (occurred_at, event_id))

@@ -46,7 +46,7 @@ def build_snapshot(state: JourneyState, j: Journey, path_limit: int, now_ms: int
     currency = first[3] if first else None
     revenue = sum(o[2] for o in j.orders.values() if o[3] == currency)
     on_time = late = failed = delay = 0
-    for delivered, was_failed, _ in j.shipments.values():
+    for delivered, was_failed in j.shipments.values():
         if delivered is not None:
             if delivered[0] <= delivered[2]:
                 on_time += 1
@@ -62,7 +62,7 @@ def build_snapshot(state: JourneyState, j: Journey, path_limit: int, now_ms: int
         if t[1] is not None:
             resolved += 1
             if t[0] is not None:
-                resolution += max(0, t[1] - t[0])
+                resolution += max(0, t[1] - t[0][0])
     surveys = j.surveys
     return {
         "journey_id": journey_id(state.owner, j),

@@ -10,6 +10,11 @@ format change bumps ``_VERSION`` and keeps the old reader. Byte-for-byte output 
 repeated objects by reference count), so never compare encoded states; compare decoded ones.
 
 Derived caches on ``Journey`` (``path_cache``, ``campaign_cache``) are not stored; they are rebuilt on first use.
+
+Format versions: 2 adds ``Journey.booked`` (what each order/shipment/ticket booked in the metric windows) and
+keeps the earliest failure / opening / resolution as (occurred_at, event_id). Version 1 journeys are still read:
+their facts are converted (unknown event ids become "") and their bookings are assumed to equal what the facts
+give now, so loading books nothing; later corrections of such a fact retract that assumed booking.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from touchpoint.streams.identity import AliasState
 from touchpoint.streams.journey import Journey, JourneyState
 from touchpoint.streams.windows import WindowState
 
-_VERSION = 1
+_VERSION = 2
 _MARSHAL_VERSION = 4
 _JOURNEY, _ALIAS, _WINDOW = b"J", b"A", b"W"
 
@@ -41,7 +46,7 @@ def _dump(tag: bytes, data: Any) -> bytes:
 def _load(tag: bytes, raw: bytes) -> Any:
     if raw[:1] != tag:
         raise StateCodecError(f"state value has kind {raw[:1]!r}, expected {tag!r}: wrong table or corrupt changelog")
-    if raw[1:2] != bytes((_VERSION,)):
+    if raw[1:2] not in (bytes((_VERSION,)), b"\x01"):
         raise StateCodecError(f"state format version {raw[1:2]!r} is not supported by this worker; upgrade it")
     try:
         return marshal.loads(raw[2:])
@@ -54,14 +59,17 @@ def _load(tag: bytes, raw: bytes) -> Any:
 
 def dumps_journey(state: JourneyState) -> bytes:
     journeys = tuple(
-        (j.version, j.summaries, j.counts, j.stage, j.service, j.orders, j.shipments, j.surveys, j.tickets, j.anonymous_ids)
+        (j.version, j.summaries, j.counts, j.stage, j.service, j.orders, j.shipments, j.surveys, j.tickets, j.anonymous_ids,
+         j.booked)
         for j in state.journeys
-    )
+    )  # fmt: skip
     return _dump(_JOURNEY, (state.owner, state.is_anonymous, state.merged_into, state.seen, state.pruned_at, journeys))
 
 
 def loads_journey(raw: bytes) -> JourneyState:
     owner, is_anonymous, merged_into, seen, pruned_at, journeys = _load(_JOURNEY, raw)
+    if raw[1:2] == b"\x01":
+        return _journey_from_v1(owner, is_anonymous, merged_into, seen, pruned_at, journeys)
     return JourneyState(
         owner=owner,
         is_anonymous=is_anonymous,
@@ -71,11 +79,31 @@ def loads_journey(raw: bytes) -> JourneyState:
         journeys=[
             Journey(
                 version=v, summaries=summ, counts=counts, stage=stage, service=service, orders=orders,
-                shipments=ships, surveys=surveys, tickets=tickets, anonymous_ids=anon,
+                shipments=ships, surveys=surveys, tickets=tickets, anonymous_ids=anon, booked=booked,
             )  # fmt: skip
-            for v, summ, counts, stage, service, orders, ships, surveys, tickets, anon in journeys
+            for v, summ, counts, stage, service, orders, ships, surveys, tickets, anon, booked in journeys
         ],
     )
+
+
+def _journey_from_v1(owner: str, is_anonymous: bool, merged_into: str | None, seen: dict[str, int], pruned_at: int,
+                     journeys: Any) -> JourneyState:
+    from touchpoint.streams.contributions import all_fact_keys, booking
+
+    out = []
+    for v, summ, counts, stage, service, orders, ships, surveys, tickets, anon in journeys:
+        # v1 shipment: [delivered, failed seen (bool), failure counted]; ticket: [opened_at, resolved_at max,
+        # first-arrived resolved_at, its channel, resolution counted]
+        # (a counted failure sorts first; an uncounted one came after the delivery)
+        shipments = {sid: [d, None if not f else (0, "") if counted or d is None else (d[0] + 1, "")]
+                     for sid, (d, f, counted) in ships.items()}
+        tix = {tid: [(o, "") if o is not None else None, r, (fr, "") if fr is not None else None]
+               for tid, (o, r, fr, _, _) in tickets.items()}
+        j = Journey(version=v, summaries=summ, counts=counts, stage=stage, service=service, orders=orders,
+                    shipments=shipments, surveys=surveys, tickets=tix, anonymous_ids=anon)
+        j.booked = {key: b for key in all_fact_keys(j) if (b := booking(j, key, 60_000))}
+        out.append(j)
+    return JourneyState(owner, is_anonymous, merged_into, seen, pruned_at, out)
 
 
 # --- aliases --------------------------------------------------------------------------------------------------

@@ -9,8 +9,11 @@ Guarantees:
 * **Lateness.** The watermark of a partition is the highest occurred_at seen on it. A contribution whose window
   ended more than ``allowed_lateness_ms`` before the watermark is late: it does not touch its own (closed) window;
   instead its ``touchpoints`` are counted as ``late_events`` in the watermark's window, under the event's dims
-  (kept, not dropped; the journey still absorbs the event). Late contributions without touchpoints (a resolution
-  time booked when a ticket's ``opened`` arrives after its ``resolved``) are dropped.
+  (kept, not dropped; the journey still absorbs the event). Late contributions without touchpoints (fact bookings
+  and corrections from ``journey.apply``: an order's conversion moved by a click that arrived late, a resolution
+  time) are dropped: a closed window may already be deleted, and a delta absorbed into a re-created one would be
+  emitted as the whole row with a higher version. Components may be negative (corrections retract what was
+  booked before); ``absorb`` just adds.
   Replay safety of the late path: a replayed event that now looks late lands in the watermark's window, which
   already absorbed the later offset that raised the watermark, so it is a no-op there too. Store the watermark
   before the windows so a crash cannot leave windows ahead of the watermark.
