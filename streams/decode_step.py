@@ -3,10 +3,14 @@
 Guarantee: at-least-once, ordered per source partition. Each record is decoded (``AvroCodec.decode``) and
 validated (``validate_event``). A record that fails either goes to the dead-letter topic with its original key,
 value and headers untouched plus the ``dlq.*`` headers (reason, kind, stage=worker, source topic/partition/offset),
-and processing goes on; it never crashes the agent or blocks the partition. A valid event is re-keyed by
-``identity_key`` (anonymous id, else customer id) so the alias table sees every event of an anonymous id in one
-partition. After a crash, records after the last commit are processed again: their repartitioned copies are then
-deduplicated by the journey state (event_id), their dead letters carry the same source coordinates.
+and processing goes on; it never crashes the agent or blocks the partition. A valid event with an anonymous id
+goes to the identity topic keyed by that id, so the alias table sees every event of an anonymous id in one
+partition. An event with only a customer id needs no alias state (``identity.route`` passes it through unchanged,
+keyed by its customer), so it skips the identity hop and goes straight to the journey topic keyed by customer:
+one Kafka record and one consume less per such event. Journeys are order-independent, so it does not matter that
+such an event can overtake that customer's events still on the identity topic. After a crash, records after the
+last commit are processed again: their repartitioned copies are then deduplicated by the journey state
+(event_id), their dead letters carry the same source coordinates.
 
 The dead-letter ratio guard (``dead_letter_max_ratio`` over the last ``dead_letter_min_events`` records) stops
 the worker with a critical log line and exit code 1 instead of diverting everything quietly.
@@ -26,8 +30,7 @@ from touchpoint.schemas.validation import validate_event
 from touchpoint.streams import internal
 from touchpoint.streams.app import WorkerContext
 from touchpoint.streams.dead_letters import STAGE, DeadLetterSender
-from touchpoint.streams.identity import identity_key
-from touchpoint.streams.topology import identity_topic
+from touchpoint.streams.topology import identity_topic, journey_topic
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
     settings = ctx.settings
     source = app.topic(settings.events_topic)
     out = app.topic(identity_topic(settings), partitions=settings.topic_partitions, internal=True)
+    direct = app.topic(journey_topic(settings), partitions=settings.topic_partitions, internal=True)
     dead = DeadLetterSender(app.topic(settings.dead_letter_topic))
     guard = ctx.guard
 
@@ -83,4 +87,9 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                     await _park()
                 continue
             guard.record(False)
-            await out.send(key=identity_key(decoded).encode("utf-8"), value=internal.encode_event(decoded))
+            anon = decoded.get("anonymous_id")
+            if anon:
+                await out.send(key=anon.encode("utf-8"), value=internal.encode_event(decoded))
+            else:  # customer only: what identity.route would do (see the module docstring)
+                await direct.send(key=decoded["customer_id"].encode("utf-8"),
+                                  value=internal.encode_routed(decoded, False))

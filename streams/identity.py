@@ -1,8 +1,9 @@
 """Identity stitching: the alias state of ONE anonymous id and the pure ``route`` step.
 
-Routing (the app side): every valid event is re-keyed to the identity topic by ``identity_key`` — its
-anonymous_id when it has one, else its customer_id — so all events of one anonymous id meet in one partition,
-in order, whatever partition the producer wrote them to. ``route`` then decides the journey owner each event goes
+Routing (the app side): every valid event with an anonymous_id is re-keyed to the identity topic by it
+(``identity_key``), so all events of one anonymous id meet in one partition, in order, whatever partition the
+producer wrote them to. Customer-only events skip ``route`` (its first row below) and go from the decode step
+straight to the journey topic keyed by customer. ``route`` then decides the journey owner each event goes
 to (the journey topic is keyed by owner):
 
 =====================================  =================================================================

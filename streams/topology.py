@@ -3,8 +3,8 @@
 The worker owns two repartition topics and two table changelogs, all named under its app id
 (``settings.worker_id``) and all with ``settings.topic_partitions`` partitions:
 
-* ``<id>-identity-repartition`` — valid events keyed by ``identity_key`` (anonymous id, else customer id);
-* ``<id>-journey-repartition`` — routed events keyed by journey owner;
+* ``<id>-identity-repartition`` — valid events that carry an anonymous id, keyed by it;
+* ``<id>-journey-repartition`` — routed events keyed by journey owner (customer-only events come straight from decode);
 * ``<id>-aliases-changelog`` — the alias table (compacted), co-partitioned with the identity topic;
 * ``<id>-journeys-changelog`` — the journey table, which also holds the window and watermark values of its
   partition (compacted), co-partitioned with the journey topic.
