@@ -41,7 +41,7 @@ def run_sink(settings: Any, *, idle_exit: float | None = None) -> SinkStats:
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
         if settings.sink_metrics_port:
-            metrics.serve(settings.sink_metrics_port)
+            metrics.serve(settings.sink_metrics_port, addr=settings.metrics_host)
         sql_server = start_sql_server(settings, store)
         loop = SinkLoop(settings, store)
 

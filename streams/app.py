@@ -103,8 +103,9 @@ def faust_config(settings: Settings, *, web_port: int, datadir: Path) -> dict[st
         "processing_guarantee": "at_least_once",  # exactly_once duplicates after kill/restart (faust #175)
         "web_enabled": True,
         "web_port": web_port,
-        "web_bind": "127.0.0.1",
-        "web_host": "127.0.0.1",
+        # Loopback unless TOUCHPOINT_METRICS_HOST says otherwise (0.0.0.0 in containers, for Prometheus).
+        "web_bind": settings.metrics_host,
+        "web_host": settings.metrics_host,
         "autodiscover": False,
         "worker_redirect_stdouts": False,
     }

@@ -1,4 +1,4 @@
-"""The worker's web page: ``/metrics`` serves the shared Prometheus registry on the faust web port (127.0.0.1)."""
+"""The worker's web page: ``/metrics`` serves the shared Prometheus registry on the faust web port (bound to settings.metrics_host)."""
 
 from __future__ import annotations
 
