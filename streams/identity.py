@@ -103,9 +103,14 @@ def route(alias: AliasState | None, event: dict[str, Any], now_ms: int, *, buffe
     known = alias.customer_id
 
     if not customer:
+        event_id = event["event_id"]
+        if event_id in alias.buffer:
+            # A replay (or re-send) of an event buffered before the login goes where it went the first time: the
+            # anonymous journey, which counted it, dedups it. Re-routing it to the customer as a new event would
+            # count its metrics twice if it overtook the restitched copy (seen after SIGKILL and rebalances).
+            return RouteResult(alias, [RoutedEvent(anon, event, False)], None, False, changed)
         if known:
             return RouteResult(alias, [RoutedEvent(known, _as_customer(event, known), False)], None, False, changed)
-        event_id = event["event_id"]
         if event_id not in alias.buffer:
             if len(alias.buffer) < buffer_limit:
                 alias.buffer[event_id] = event

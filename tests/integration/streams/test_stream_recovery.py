@@ -34,13 +34,27 @@ def _live(p: Pipeline) -> dict[str, dict[str, Any]]:
     return stable({k: v for k, v in p.journeys().items() if v["merged_into"] is None})
 
 
-def _settle(p: Pipeline, n_events: int) -> tuple[dict[str, Any], dict[Any, Any]]:
-    def done() -> tuple[dict[str, Any], dict[Any, Any]] | None:
+def _settle(p: Pipeline, n_events: int, expected: tuple[dict[str, Any], dict[Any, Any]] | None = None,
+            ) -> tuple[dict[str, Any], dict[Any, Any]]:
+    """Wait until every event is counted once in the live journeys and in the metric windows.
+
+    While waiting, the failure message says what was seen (and, given the ``expected`` result, which journeys and
+    metric cells differ from it) instead of only that the counts did not match.
+    """
+    def done() -> tuple[dict[str, Any], dict[Any, Any]]:
         live = _live(p)
         totals = p.metric_totals()
-        ok = (sum(j["event_count"] for j in live.values()) == n_events
-              and grand_totals(totals).get("touchpoints") == n_events)
-        return (live, totals) if ok else None
+        counted = sum(j["event_count"] for j in live.values())
+        touchpoints = grand_totals(totals).get("touchpoints")
+        seen = f"live journeys={len(live)} event_count sum={counted} touchpoints={touchpoints} (want {n_events})"
+        if expected is not None:
+            exp_live, exp_totals = expected
+            bad_j = sorted(k for k in exp_live.keys() | live.keys() if live.get(k) != exp_live.get(k))
+            bad_w = sorted((k for k in exp_totals.keys() | totals.keys() if totals.get(k) != exp_totals.get(k)), key=str)
+            seen += f"; {len(bad_j)} journeys differ {bad_j[:5]}; {len(bad_w)} metric cells differ: " + "; ".join(
+                f"{k}: got {totals.get(k)} want {exp_totals.get(k)}" for k in bad_w[:3])
+        assert counted == n_events and touchpoints == n_events, seen
+        return live, totals
     return wait_until(done, timeout=180, interval=1.0, what=f"{n_events} events in live journeys and metric windows")
 
 
@@ -107,7 +121,7 @@ def test_sigkill_at_random_points_then_restart_gives_the_uninterrupted_result(
         worker.kill()
         kills += 1
     worker.start()
-    live, totals = _settle(p, len(events))
+    live, totals = _settle(p, len(events), uninterrupted)
     assert worker.stop() == 0
     expected_live, expected_totals = uninterrupted
     assert kills == 4

@@ -94,3 +94,19 @@ def test_login_as_first_event_of_an_anonymous_id() -> None:
     r = route(None, login, NOW)
     assert r.merge is not None and r.merge["events_moved"] == 0
     assert keys(r) == [("c", eid(1), False), ("a", f"merge:a:{eid(1)}", False)]
+
+
+def test_replay_of_a_buffered_event_after_the_login_goes_where_it_went_first() -> None:
+    """After a crash or rebalance the identity step re-reads events it already routed. An anonymous event
+    buffered before the login must go to the anonymous journey again (which dedups it), not to the customer as
+    a new event: that copy could overtake the restitched one and count the event's metrics twice."""
+    click = ad_click(1, T0, anon="a")
+    r1 = route(None, click, NOW)
+    login = page_view(2, T0 + MIN, anon="a", customer="c")
+    r2 = route(r1.alias, login, NOW + 1)
+    assert keys(r2)[:1] == [("c", eid(1), True)]
+    replay = route(r2.alias, click, NOW + 2)
+    assert keys(replay) == [("a", eid(1), False)]
+    assert replay.merge is None and not replay.changed
+    # a new anonymous event after the login still goes to the customer
+    assert keys(route(r2.alias, page_view(3, T0 + 2 * MIN, anon="a"), NOW + 3)) == [("c", eid(3), False)]
