@@ -61,7 +61,8 @@ def flush_table_writes_before_commit(producer: Any) -> None:
     async def flush() -> None:
         queued = list(buffer.pending._queue)  # FutureMessage objects, oldest first
         if not queued or buffer.state != "running":
-            return await drain_idle()  # nothing queued, or stopping: faust's own flush (raises if stuck)
+            await drain_idle()  # nothing queued, or stopping: faust's own flush (raises if stuck)
+            return
         await asyncio.shield(queued[-1])
 
     buffer.flush = flush
