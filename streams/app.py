@@ -1,6 +1,6 @@
 """The faust App factory: settings → faust configuration, and the steps wired onto one App.
 
-Steps (one module each): ``decode_step`` (events → identity topic, bad records → dead letters),
+Steps (one module each): ``decode_step`` (events → frames on the identity/journey topics, bad records → dead letters),
 ``identity_step`` (alias table, routing, merges), ``journey_step`` (journeys, windows, snapshots) and
 ``web`` (/metrics). See streams/README.md for the topology and its guarantees.
 """
@@ -19,6 +19,7 @@ from touchpoint.errors import ConfigError
 from touchpoint.schemas.codec import AvroCodec
 from touchpoint.streams.dead_letters import RatioGuard
 from touchpoint.streams.journey import JourneyConfig
+from touchpoint.streams.outbox import Outbox, install
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ class WorkerContext:
     journey_cfg: JourneyConfig
     guard: RatioGuard
     datadir: Path
+    outbox: Outbox
+    before_commit: list[Callable[[], None]] = field(default_factory=list)  # hooks run before every offset commit
     fatal_reason: str | None = None
     request_stop: Callable[[], None] | None = None
     counters: dict[str, int] = field(default_factory=dict)
@@ -124,6 +127,7 @@ def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Pat
         journey_cfg=JourneyConfig.from_settings(settings),
         guard=RatioGuard(settings.dead_letter_max_ratio, settings.dead_letter_min_events),
         datadir=datadir,
+        outbox=Outbox(settings, on_failure=lambda reason: ctx.fail(reason)),
     )
     # faust holds table changelog records in a buffer of 100 and stalls every stream while it drains ("producer
     # buffer full"); every event writes 1-3 table values, so allow a few thousand.
@@ -132,4 +136,5 @@ def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Pat
     identity_step.register(app, ctx)
     journey_step.register(app, ctx)
     web.register(app, ctx)
+    install(app, ctx.outbox, ctx.before_commit)
     return app, ctx

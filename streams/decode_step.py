@@ -1,4 +1,4 @@
-"""Step 1, decode: raw events topic → identity repartition topic; bad records → dead-letter topic.
+"""Step 1, decode: raw events topic → frames on the identity / journey topics; bad records → dead-letter topic.
 
 Guarantee: at-least-once, ordered per source partition. Each record is decoded (``AvroCodec.decode``) and
 validated (``validate_event``). A record that fails either goes to the dead-letter topic with its original key,
@@ -11,6 +11,10 @@ one Kafka record and one consume less per such event. Journeys are order-indepen
 such an event can overtake that customer's events still on the identity topic. After a crash, records after the
 last commit are processed again: their repartitioned copies are then deduplicated by the journey state
 (event_id), their dead letters carry the same source coordinates.
+
+Frames (``internal.py``): valid events are collected per target partition and sent as one record per partition
+when a frame is full, every ``FRAME_LINGER_S`` (timer) and before every offset commit (``ctx.before_commit``), so
+an event whose offset is committed has always been handed to the outbox, which is flushed before the commit.
 
 The dead-letter ratio guard (``dead_letter_max_ratio`` over the last ``dead_letter_min_events`` records) stops
 the worker with a critical log line and exit code 1 instead of diverting everything quietly.
@@ -33,6 +37,8 @@ from touchpoint.streams.dead_letters import STAGE, DeadLetterSender
 from touchpoint.streams.topology import identity_topic, journey_topic
 
 log = logging.getLogger(__name__)
+
+FRAME_LINGER_S = 0.02  # the longest a valid event waits in an open frame (adds to end-to-end latency)
 
 
 def check(ctx: WorkerContext, value: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
@@ -57,13 +63,54 @@ async def _park() -> None:
     await asyncio.Event().wait()
 
 
+class Framer:
+    """Open frames of valid events per (topic, partition); ``flush`` hands them to the outbox."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        settings = ctx.settings
+        self.outbox = ctx.outbox
+        self.identity_topic = identity_topic(settings)
+        self.journey_topic = journey_topic(settings)
+        self.partition_for = internal.Partitioner(settings.topic_partitions)
+        self.identity: dict[int, list[dict[str, Any]]] = {}
+        self.journey: dict[int, list[internal.Routed]] = {}
+
+    def add(self, event: dict[str, Any]) -> None:
+        anon = event.get("anonymous_id")
+        if anon:
+            p = self.partition_for(anon)
+            frame = self.identity.setdefault(p, [])
+            frame.append(event)
+            if len(frame) >= internal.FRAME_MAX_EVENTS:
+                self.outbox.send(self.identity_topic, internal.encode_identity_frame(self.identity.pop(p)), partition=p)
+        else:  # customer only: what identity.route would do (see the module docstring)
+            owner = event["customer_id"]
+            p = self.partition_for(owner)
+            items = self.journey.setdefault(p, [])
+            items.append((owner, False, event))
+            if len(items) >= internal.FRAME_MAX_EVENTS:
+                self.outbox.send(self.journey_topic, internal.encode_journey_frame(self.journey.pop(p)), partition=p)
+
+    def flush(self) -> None:
+        identity, self.identity = self.identity, {}
+        journey, self.journey = self.journey, {}
+        for p, events in identity.items():
+            self.outbox.send(self.identity_topic, internal.encode_identity_frame(events), partition=p)
+        for p, items in journey.items():
+            self.outbox.send(self.journey_topic, internal.encode_journey_frame(items), partition=p)
+
+
 def register(app: faust.App, ctx: WorkerContext) -> None:
     settings = ctx.settings
     source = app.topic(settings.events_topic)
-    out = app.topic(identity_topic(settings), partitions=settings.topic_partitions, internal=True)
-    direct = app.topic(journey_topic(settings), partitions=settings.topic_partitions, internal=True)
-    dead = DeadLetterSender(app.topic(settings.dead_letter_topic))
+    dead = DeadLetterSender(ctx.outbox, settings.dead_letter_topic)
     guard = ctx.guard
+    framer = Framer(ctx)
+    ctx.before_commit.append(framer.flush)
+
+    @app.timer(FRAME_LINGER_S)
+    async def flush_frames() -> None:
+        framer.flush()
 
     @app.agent(source, name="decode")
     async def decode(stream: faust.StreamT[Any]) -> None:
@@ -71,9 +118,9 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
             msg = event.message
             decoded, kind, reason = check(ctx, msg.value)
             if decoded is None:
-                await dead.send(DeadLetter(key=msg.key, value=msg.value, reason=reason, kind=kind, stage=STAGE,
-                                           topic=msg.topic, partition=msg.partition, offset=msg.offset),
-                                headers=msg.headers)
+                dead.send(DeadLetter(key=msg.key, value=msg.value, reason=reason, kind=kind, stage=STAGE,
+                                     topic=msg.topic, partition=msg.partition, offset=msg.offset),
+                          headers=msg.headers)
                 if guard.record(True):
                     ctx.fail(
                         f"more than {guard.max_ratio:.0%} of the last {guard.window} records on {msg.topic} were "
@@ -87,9 +134,4 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
                     await _park()
                 continue
             guard.record(False)
-            anon = decoded.get("anonymous_id")
-            if anon:
-                await out.send(key=anon.encode("utf-8"), value=internal.encode_event(decoded))
-            else:  # customer only: what identity.route would do (see the module docstring)
-                await direct.send(key=decoded["customer_id"].encode("utf-8"),
-                                  value=internal.encode_routed(decoded, False))
+            framer.add(decoded)

@@ -1,8 +1,8 @@
-"""Step 2, identity: identity topic (keyed by anonymous id, else customer id) → journey topic (keyed by owner).
+"""Step 2, identity: identity topic (frames, by anonymous id) → journey topic (frames, by owner).
 
-Guarantee: at-least-once, ordered per identity key. For each event the alias of its anonymous id (table
+Guarantee: at-least-once, ordered per identity key. For each event of a frame (``internal.py``) the alias of its anonymous id (table
 ``aliases``, co-partitioned with the identity topic) goes through ``identity.route``; the changed alias is stored,
-the routed events are sent to the journey topic keyed by their journey owner, and a merge (login stitching an
+the routed events are sent to the journey topic in one frame per partition of their journey owner, and a merge (login stitching an
 anonymous id to a customer) is recorded as an IdentityMerge on the identity-merges topic.
 
 Crash safety: the alias write and the sends are separate Kafka records. When the worker dies in between, the
@@ -46,53 +46,89 @@ def replayed_merge(alias: AliasState, event: dict[str, Any]) -> dict[str, Any] |
     }
 
 
-def register(app: faust.App, ctx: WorkerContext) -> None:
-    settings = ctx.settings
-    n = settings.topic_partitions
-    source = app.topic(identity_topic(settings), partitions=n, internal=True)
-    out = app.topic(journey_topic(settings), partitions=n, internal=True)
-    merges = app.topic(settings.merges_topic)
-    dead = DeadLetterSender(app.topic(settings.dead_letter_topic))
-    aliases: CachedTable[AliasState] = CachedTable(
-        app.Table(ALIAS_TABLE, partitions=n, key_type=bytes, value_type=bytes), state_codec.loads_alias, state_codec.dumps_alias, max_items=50_000
-    )
-    codec = ctx.codec
+class IdentityStep:
+    """Routes the events of one identity frame; every write and send of a frame happens without yielding."""
+
+    def __init__(self, app: faust.App, ctx: WorkerContext) -> None:
+        settings = ctx.settings
+        n = settings.topic_partitions
+        self.source = app.topic(identity_topic(settings), partitions=n, internal=True)
+        self.outbox = ctx.outbox
+        self.journey_topic = journey_topic(settings)
+        self.merges_topic = settings.merges_topic
+        self.partition_for = internal.Partitioner(n)
+        self.dead = DeadLetterSender(ctx.outbox, settings.dead_letter_topic)
+        self.aliases: CachedTable[AliasState] = CachedTable(
+            app.Table(ALIAS_TABLE, partitions=n, key_type=bytes, value_type=bytes),
+            state_codec.loads_alias, state_codec.dumps_alias, max_items=50_000,
+        )
+        self.codec = ctx.codec
+
+    def process(self, msg: Any) -> None:
+        try:
+            items = internal.decode_identity_frame(msg.value)
+        except InvalidEventError as exc:
+            self.dead.send(DeadLetter(msg.key, msg.value, exc.reason, exc.kind, STAGE, msg.topic, msg.partition,
+                                      msg.offset), headers=msg.headers)
+            return
+        now = int(time.time() * 1000)
+        out: dict[int, list[internal.Routed]] = {}
+        for item in items:
+            self._route(msg, item, now, out)
+        for p, routed in out.items():
+            for frame in internal.chunks(routed):
+                self.outbox.send(self.journey_topic, internal.encode_journey_frame(frame), partition=p)
+
+    def _route(self, msg: Any, item: Any, now: int, out: dict[int, list[internal.Routed]]) -> None:
+        key: bytes | None = None
+        try:
+            ev = internal.check_event(item)
+            anon = ev.get("anonymous_id")
+            key = anon.encode("utf-8") if anon else None
+            alias = self.aliases.get(key) if key is not None else None
+            result = route(alias, ev, now)
+        except InvalidEventError as exc:
+            self.dead.send(DeadLetter(msg.key, _one(item), exc.reason, exc.kind, STAGE, msg.topic, msg.partition,
+                                      msg.offset), headers=msg.headers)
+            return
+        except Exception as exc:  # a routing bug must not stall the partition: divert the event, loudly
+            log.exception("identity routing failed at %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+            if key is not None:
+                self.aliases.forget(key)
+            self.dead.send(DeadLetter(key, _one(item), f"identity step failed: {type(exc).__name__}: {exc}",
+                                      KIND_INVALID, STAGE, msg.topic, msg.partition, msg.offset), headers=msg.headers)
+            return
+        if key is not None and result.alias is not None:
+            if result.changed:
+                self.aliases.put(key, result.alias)
+            merge = result.merge or (None if result.changed else replayed_merge(result.alias, ev))
+            if merge is not None:
+                self.outbox.send(self.merges_topic, self.codec.encode(merge, "identity_merge"), key)
+                if result.merge is not None:
+                    STREAM_MERGES.inc()
+        for routed in result.outputs:
+            out.setdefault(self.partition_for(routed.journey_key), []).append(
+                (routed.journey_key, routed.restitched, routed.event))
+
+
+def _one(item: Any) -> bytes:
+    """A frame item as its own record (the dead letter of one event out of a frame)."""
+    try:
+        return internal.encode_event(item)
+    except (TypeError, ValueError):
+        return repr(item).encode("utf-8")
+
+
+def register(app: faust.App, ctx: WorkerContext) -> IdentityStep:
+    step = IdentityStep(app, ctx)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
     async def _drop_alias_cache(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        aliases.clear_cache()
+        step.aliases.clear_cache()
 
-    @app.agent(source, name="identity")
+    @app.agent(step.source, name="identity")
     async def identity(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
-            msg = event.message
-            key: bytes | None = None
-            try:
-                ev = internal.decode_event(msg.value)
-                anon = ev.get("anonymous_id")
-                key = anon.encode("utf-8") if anon else None
-                alias = aliases.get(key) if key is not None else None
-                result = route(alias, ev, int(time.time() * 1000))
-            except InvalidEventError as exc:
-                await dead.send(DeadLetter(msg.key, msg.value, exc.reason, exc.kind, STAGE, msg.topic, msg.partition,
-                                           msg.offset), headers=msg.headers)
-                continue
-            except Exception as exc:  # a routing bug must not stall the partition: divert the event, loudly
-                log.exception("identity routing failed at %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-                if key is not None:
-                    aliases.forget(key)
-                await dead.send(DeadLetter(msg.key, msg.value, f"identity step failed: {type(exc).__name__}: {exc}",
-                                           KIND_INVALID, STAGE, msg.topic, msg.partition, msg.offset),
-                                headers=msg.headers)
-                continue
-            if key is not None and result.alias is not None:
-                if result.changed:
-                    aliases.put(key, result.alias)
-                merge = result.merge or (None if result.changed else replayed_merge(result.alias, ev))
-                if merge is not None:
-                    await merges.send(key=key, value=codec.encode(merge, "identity_merge"))
-                    if result.merge is not None:
-                        STREAM_MERGES.inc()
-            for routed in result.outputs:
-                await out.send(key=routed.journey_key.encode("utf-8"),
-                               value=internal.encode_routed(routed.event, routed.restitched))
+            step.process(event.message)
+
+    return step

@@ -129,6 +129,9 @@ class JourneyState:
     seen: dict[str, int] = field(default_factory=dict)  # event_id -> processing ms it was absorbed
     pruned_at: int = 0
     journeys: list[Journey] = field(default_factory=list)
+    # journey ids this owner retired (renamed by an earlier touch, or fused) -> the superseded snapshot sent for
+    # each; re-sent by snapshots_of, since the worker may die after storing the state but before sending them
+    retired: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class ApplyResult(NamedTuple):
@@ -199,13 +202,28 @@ def apply(
         state.journeys.pop(1 if state.journeys[0] is journey else 0)
 
     snapshot = build_snapshot(state, journey, cfg.path_limit, now_ms)
-    superseded = [dict(snapshot, journey_id=old, merged_into=state.owner) for old in superseded_ids]
+    # (own copy of the path: the live snapshot's path list is the journey's cache, which later events change)
+    superseded = [dict(snapshot, journey_id=old, merged_into=state.owner, path=list(snapshot["path"]))
+                  for old in superseded_ids]
+    for snap in superseded:
+        state.retired.pop(snap["journey_id"], None)
+        state.retired[snap["journey_id"]] = snap
+    while len(state.retired) > RETIRED_KEPT:
+        del state.retired[next(iter(state.retired))]
     return ApplyResult(state, snapshot, contribs, False, superseded)
 
 
+RETIRED_KEPT = 4  # superseded snapshots remembered per owner (re-sent with the live ones; renames are rare)
+
+
 def snapshots_of(state: JourneyState, cfg: JourneyConfig, now_ms: int) -> list[dict[str, Any]]:
-    """Snapshots of every journey the state holds, oldest first (for re-emitting or inspecting)."""
-    return [build_snapshot(state, j, cfg.path_limit, now_ms) for j in state.journeys]
+    """Snapshots of every journey the state holds, oldest first, then the superseded snapshots of the ids it
+    retired last, exactly as they were sent (for re-emitting after a possible crash, or inspecting)."""
+    snaps = [build_snapshot(state, j, cfg.path_limit, now_ms) for j in state.journeys]
+    if state.retired:
+        live = {snap["journey_id"] for snap in snaps}
+        snaps.extend(snap for old, snap in state.retired.items() if old not in live)
+    return snaps
 
 
 # --- segmentation -------------------------------------------------------------------------------------------

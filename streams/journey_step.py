@@ -1,4 +1,4 @@
-"""Step 3, journeys and windows: journey topic (keyed by owner) → journey snapshots and metric windows.
+"""Step 3, journeys and windows: journey topic (frames, by owner) → journey snapshots and metric windows.
 
 Guarantee: at-least-once input, idempotent state, versioned snapshots (the sink keeps the newest version per key).
 
@@ -9,24 +9,30 @@ One faust table, ``journeys``, co-partitioned with the journey topic, holds thre
 * ``m:<p>`` — the watermark (highest event time seen on partition p);
 * ``w:<p>:<window_start>`` — the WindowState of one 1-minute window of partition p.
 
-Per event at offset o of partition p the writes go, in this order, to: the watermark, the windows, the journey.
-They share one changelog partition (p), which Kafka keeps in order, so whatever prefix of them survives a crash is
-consistent: a stored journey (which records the event_id, making a replay a duplicate) implies its windows and
+The input is frames (``internal.py``): many events of one partition per record. A frame at offset o of partition
+p is applied event by event in memory (event i has the *position* ``o * FRAME_SLOTS + i``), then its writes go, in
+this order, to: the watermark, the windows, the journeys it changed (one value per key per frame). They share one
+changelog partition (p), which Kafka keeps in order, so whatever prefix of them survives a crash is consistent: a
+stored journey (which records its event ids, making a replay a duplicate) implies the frame's windows and
 watermark are stored; stored windows without the journey are skipped on replay because they remember the highest
-offset they absorbed. That is why windows and journeys share a table instead of having one each.
+position they absorbed. That is why windows and journeys share a table instead of having one each. A frame is
+processed without yielding to the event loop (sends go to the outbox, which never awaits), so no rebalance
+callback or timer runs halfway through one.
 
-Snapshots: each change sends the JourneySnapshot (superseded journey ids first) keyed by journey_id. A duplicate
-re-sends the owner's current snapshots (same versions): after a crash the state may be stored while its snapshot
-was lost. Windows changed since their last snapshots are sent every second, on shutdown and, for all windows held,
-after every rebalance (the "already emitted" mark lives only in memory; re-sending the same version is harmless).
-Windows that can no longer change (older than the watermark minus the allowed lateness) and whose snapshots went
-out are deleted from the table.
+Snapshots: the newest JourneySnapshot of every journey id a frame changed (superseded ids too) is sent after the
+frame's writes, keyed by journey_id. A duplicate re-sends the owner's current snapshots and those of the ids it
+retired (same versions): after a crash the state may be stored while its snapshots were lost. Windows changed since
+their last snapshots are sent every second and on shutdown; after every rebalance, once the tables are recovered,
+every window held is re-sent (the "already emitted" mark lives only in memory, and window snapshots are not tied
+to offset commits; re-sending a version is harmless). Windows that can no longer change (older than the watermark
+minus the allowed lateness) and whose snapshots went out are deleted from the table.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -71,19 +77,34 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
+FRAME_SLOTS = 1 << 20  # position of an event = offset of its frame * FRAME_SLOTS + index in the frame
+
+
+@dataclass
+class _Frame:
+    """What one journey frame changed, written and sent together at its end."""
+
+    states: dict[bytes, JourneyState] = field(default_factory=dict)
+    windows: dict[bytes, WindowState] = field(default_factory=dict)
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # journey_id -> newest snapshot
+    applied: dict[bytes, list[tuple[dict[str, Any], bool]]] = field(default_factory=dict)  # to rebuild a state
+
+
 class JourneyStep:
     """State and outputs of the journey agent (one per worker process)."""
 
     def __init__(self, app: faust.App, ctx: WorkerContext) -> None:
         settings = ctx.settings
         n = settings.topic_partitions
+        self.app = app
         self.ctx = ctx
         self.cfg = ctx.journey_cfg
         self.lateness_ms = int(settings.allowed_lateness_seconds * 1000)
         self.source = app.topic(journey_topic(settings), partitions=n, internal=True)
-        self.journeys_out = app.topic(settings.journeys_topic)
-        self.metrics_out = app.topic(settings.metrics_topic)
-        self.dead = DeadLetterSender(app.topic(settings.dead_letter_topic))
+        self.outbox = ctx.outbox
+        self.journeys_topic = settings.journeys_topic
+        self.metrics_topic = settings.metrics_topic
+        self.dead = DeadLetterSender(ctx.outbox, settings.dead_letter_topic)
         self.table = app.Table(JOURNEY_TABLE, partitions=n, key_type=bytes, value_type=bytes)
         self.codec = ctx.codec
         # Decoded values, written through to the table (see streams/tables.py for why a cache).
@@ -96,6 +117,7 @@ class JourneyStep:
         self.max_states = 20_000
         self.owners_open = 0
         self.assigned_at: float | None = None
+        self.needs_rescan = True  # re-send every held window once the tables are recovered
 
     # --- table access (inside the agent only) -----------------------------------------------------------
     def _state(self, key: bytes) -> JourneyState | None:
@@ -123,75 +145,128 @@ class JourneyStep:
             self.watermarks[partition] = int(raw) if raw is not None else None
         return self.watermarks[partition]
 
-    # --- one event ------------------------------------------------------------------------------------
-    async def process(self, msg: Any) -> None:
-        p, offset = msg.partition, msg.offset
-        key = b"j:" + (msg.key or b"")
-        now = _now_ms()
+    # --- one frame --------------------------------------------------------------------------------------
+    def process(self, msg: Any) -> None:
+        """Apply every event of one journey frame, then write and send what changed (never yields)."""
+        p = msg.partition
         try:
-            event, restitched = internal.decode_routed(msg.value)
-            state = self._state(key)
-            had = state is not None
-            result = apply(state, event, restitched=restitched, offset_partition=p, cfg=self.cfg, now_ms=now)
+            items = internal.decode_journey_frame(msg.value, msg.key)
         except InvalidEventError as exc:
-            await self.dead.send(DeadLetter(msg.key, msg.value, exc.reason, exc.kind, STAGE, msg.topic, p, offset),
-                                 headers=msg.headers)
+            self.dead.send(DeadLetter(msg.key, msg.value, exc.reason, exc.kind, STAGE, msg.topic, p, msg.offset),
+                           headers=msg.headers)
             return
+        if self.needs_rescan:
+            self.rescan()
+        now = _now_ms()
+        frame = _Frame()
+        old_wm = wm = self._watermark(p)
+        base = msg.offset * FRAME_SLOTS
+        for i, item in enumerate(items):
+            wm = self._one(msg, item, base + i, wm, now, frame)
+
+        # Watermark, then windows, then journeys: see the module docstring for why this order.
+        if wm != old_wm and wm is not None:
+            self.watermarks[p] = wm
+            # Persisted at one-second steps: after a restart it may be up to 1 s behind until the replay re-advances it.
+            if old_wm is None or wm // 1000 != old_wm // 1000:
+                self.table[watermark_key(p)] = b"%d" % (wm - wm % 1000)
+        for wkey, window in frame.windows.items():
+            self.table[wkey] = state_codec.dumps_window(window)
+            self.windows[wkey] = window
+            self.dirty[wkey] = window
+        for key, state in frame.states.items():
+            self.table[key] = state_codec.dumps_journey(state)
+            if len(self.states) >= self.max_states and key not in self.states:
+                del self.states[next(iter(self.states))]
+            self.states[key] = state
+        for snap in frame.snapshots.values():
+            self._send_snapshot(snap)
+        self._prune_windows(p, wm, now)
+
+    def _one(self, msg: Any, item: Any, position: int, wm: int | None, now: int, frame: _Frame) -> int | None:
+        """Apply one frame item; returns the partition's watermark after it."""
+        key = b""
+        try:
+            owner, restitched, event = internal.check_routed(item)
+            key = b"j:" + owner.encode("utf-8")
+            state = frame.states[key] if key in frame.states else self._state(key)
+            had = state is not None
+            result = apply(state, event, restitched=restitched, offset_partition=msg.partition, cfg=self.cfg, now_ms=now)
+        except InvalidEventError as exc:
+            self._divert(msg, item, exc.reason, exc.kind)
+            return wm
         except Exception as exc:  # a logic bug must not stall the partition: divert the event, loudly
-            log.exception("journey step failed at %s[%d]@%d", msg.topic, p, offset)
-            self.states.pop(key, None)
-            await self.dead.send(DeadLetter(msg.key, msg.value, f"journey step failed: {type(exc).__name__}: {exc}",
-                                            KIND_INVALID, STAGE, msg.topic, p, offset), headers=msg.headers)
-            return
+            log.exception("journey step failed at %s[%d]@%d", msg.topic, msg.partition, msg.offset)
+            self._divert(msg, item, f"journey step failed: {type(exc).__name__}: {exc}", KIND_INVALID)
+            if key:
+                self._rebuild(key, frame, now)
+            return wm
 
         if result.duplicate:
             if not is_merge_marker(event):
                 STREAM_DUPLICATES.inc()
-            if result.state is not None:  # the state may be stored while its snapshot was lost: re-send it
+            if result.state is not None:  # the state may be stored while its snapshots were lost: re-send them
                 for snap in snapshots_of(result.state, self.cfg, now):
-                    await self._send_snapshot(snap)
-            return
+                    frame.snapshots[snap["journey_id"]] = snap
+            return wm
 
-        marker = is_merge_marker(event)
-        if not marker:
-            # Watermark, then windows, then the journey: see the module docstring for why this order.
+        if not is_merge_marker(event):
             occurred_at = int(event["occurred_at"])
-            old_wm = self._watermark(p)
-            wm = windows.advance_watermark(old_wm, occurred_at)
-            if wm != old_wm:
-                self.watermarks[p] = wm
-                # Persisted at one-second steps (a table write per event would be one more Kafka record per
-                # event): after a restart the watermark may be up to 1 s behind until the replay re-advances it.
-                if old_wm is None or wm // 1000 != old_wm // 1000:
-                    self.table[watermark_key(p)] = b"%d" % (wm - wm % 1000)
+            wm = windows.advance_watermark(wm, occurred_at)
             if result.contributions:
                 plan = windows.plan(result.contributions, wm, allowed_lateness_ms=self.lateness_ms)
+                p = msg.partition
                 for ws, contribs in plan.by_window.items():
                     wkey = window_key(p, ws)
-                    window = windows.absorb(self._window(wkey), contribs, offset, window_start=ws, partition=p)
-                    self.table[wkey] = state_codec.dumps_window(window)
-                    self.windows[wkey] = window
-                    self.dirty[wkey] = window
+                    window = frame.windows.get(wkey)
+                    if window is None:
+                        window = self._window(wkey)
+                    frame.windows[wkey] = windows.absorb(window, contribs, position, window_start=ws, partition=p)
                 if plan.late:
                     STREAM_LATE_EVENTS.inc(plan.late)
             if not restitched:
                 STREAM_EVENTS_PROCESSED.labels(event_type=event["event_type"]).inc()
                 STREAM_EVENT_LAG.observe(max(0.0, (now - occurred_at) / 1000.0))
-            self._prune_windows(p, wm, now)
         if result.state is not None:
-            self.table[key] = state_codec.dumps_journey(result.state)
-            if len(self.states) >= self.max_states and key not in self.states:
-                del self.states[next(iter(self.states))]
-            self.states[key] = result.state
+            frame.states[key] = result.state
+            frame.applied.setdefault(key, []).append((event, restitched))
             if not had:
                 self.owners_open += 1
                 STREAM_JOURNEYS_OPEN.set(self.owners_open)
         for snap in result.superseded:
-            await self._send_snapshot(snap)
+            frame.snapshots[snap["journey_id"]] = snap
         if result.snapshot is not None:
-            await self._send_snapshot(result.snapshot)
+            frame.snapshots[result.snapshot["journey_id"]] = result.snapshot
+        return wm
 
-    async def _send_snapshot(self, snap: dict[str, Any]) -> None:
+    def _divert(self, msg: Any, item: Any, reason: str, kind: str) -> None:
+        """Dead-letter one frame item as its own record (one-event form), keyed by its owner when known."""
+        owner = item[0] if isinstance(item, list) and item and isinstance(item[0], str) else None
+        try:
+            value = internal.encode_routed(item[2], bool(item[1])) if owner and len(item) == 3 else internal.encode_event(item)
+        except (TypeError, ValueError):
+            value = repr(item).encode("utf-8")
+        key = owner.encode("utf-8") if owner else msg.key
+        self.dead.send(DeadLetter(key, value, reason, kind, STAGE, msg.topic, msg.partition, msg.offset),
+                       headers=msg.headers)
+
+    def _rebuild(self, key: bytes, frame: _Frame, now: int) -> None:
+        """After ``apply`` raised, the owner's state may be half-changed: reload it as stored before this frame
+        and re-apply this frame's earlier events of the owner (deterministic, same ``now``)."""
+        self.states.pop(key, None)
+        frame.states.pop(key, None)
+        try:
+            state = self._state(key)
+            for event, restitched in frame.applied.get(key, []):
+                state = apply(state, event, restitched=restitched, cfg=self.cfg, now_ms=now).state
+        except Exception:
+            log.exception("could not rebuild the journey state of %r; this frame's changes to it are dropped", key)
+            self.states.pop(key, None)
+            return
+        if state is not None:
+            frame.states[key] = state
+
+    def _send_snapshot(self, snap: dict[str, Any]) -> None:
         try:
             value = self.codec.encode(snap, "journey_snapshot")
         except Exception:  # a snapshot the contract rejects is a logic bug: say so, do not crash-loop the agent
@@ -199,7 +274,7 @@ class JourneyStep:
             return
         # Keyed by journey_id, not owner: the journeys topic is compacted, and an owner has several journey ids
         # (older journeys, superseded ids) whose newest snapshots must all survive compaction.
-        await self.journeys_out.send(key=snap["journey_id"].encode("utf-8"), value=value)
+        self.outbox.send(self.journeys_topic, value, snap["journey_id"].encode("utf-8"))
 
     def _prune_windows(self, partition: int, watermark: int | None, now: int) -> None:
         """Delete closed, already emitted windows of ``partition`` (we are processing one of its events)."""
@@ -215,8 +290,10 @@ class JourneyStep:
                 del self.table[wkey]
 
     # --- window snapshots (timer, shutdown, rebalance) --------------------------------------------------
-    async def flush_windows(self) -> int:
+    def flush_windows(self) -> int:
         """Send the snapshots of every window changed since its last ones; returns how many records went out."""
+        if self.needs_rescan and not (self.app.rebalancing or self.app.in_recovery):
+            self.rescan()
         if not self.dirty:
             return 0
         dirty, self.dirty = self.dirty, {}
@@ -235,40 +312,52 @@ class JourneyStep:
                 # The metrics topic is compacted: key = everything that identifies one MetricWindow row.
                 key = "%d:%d:%s:%s:%s:%s" % (record["window_start"], record["partition"], record["event_type"],
                                              record["channel"], record["campaign_id"], record["currency"])
-                await self.metrics_out.send(key=key.encode("utf-8"),
-                                            value=self.codec.encode(record, "metric_window"))
+                self.outbox.send(self.metrics_topic, self.codec.encode(record, "metric_window"), key.encode("utf-8"))
                 sent += 1
             windows.mark_emitted(window)
         return sent
 
-    async def after_rebalance(self, app: faust.App) -> None:
-        """Reload what this worker now holds: count owners, mark every held window dirty (re-sent next flush)."""
-        if self.assigned_at is not None:
-            STREAM_RECOVERY_SECONDS.set(time.monotonic() - self.assigned_at)
-            self.assigned_at = None
+    def rescan(self) -> None:
+        """After a rebalance, once the tables are recovered: count owners, mark every held window for re-sending.
+
+        The "already emitted" mark of a window lives in memory only (timers cannot write tables), and a window's
+        snapshots go out on the timer, not with the offset commit: after a kill or a move to another worker, the
+        recovered windows may never have been sent. Re-sending a version is harmless.
+        """
+        self.needs_rescan = False
         topic = self.source.get_topic_name()
-        held = {tp.partition for tp in app.consumer.assignment() if tp.topic == topic}
-        owners = 0
+        held = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
+        owners = windows_held = 0
         try:
             for key, raw in self.table.items():
                 if key.startswith(b"j:"):
                     owners += 1
                 elif key.startswith(b"w:") and int(key.split(b":")[1]) in held:
-                    window = self.windows[key] = state_codec.loads_window(raw)
+                    window = self.windows.get(key)
+                    if window is None:
+                        window = self.windows[key] = state_codec.loads_window(raw)
                     self.dirty[key] = window
+                    windows_held += 1
         except Exception:  # the tables stay right; only the re-sending of held windows is incomplete
             log.exception("journeys: could not scan the recovered table to re-send window snapshots")
         self.owners_open = owners
         STREAM_JOURNEYS_OPEN.set(owners)
-        log.info("journeys: %d owners and %d windows held on partitions %s", owners, len(self.dirty), sorted(held))
+        log.info("journeys: %d owners and %d windows held on partitions %s", owners, windows_held, sorted(held))
+
+    def after_rebalance(self) -> None:
+        if self.assigned_at is not None:
+            STREAM_RECOVERY_SECONDS.set(time.monotonic() - self.assigned_at)
+            self.assigned_at = None
+        self.needs_rescan = True
 
     def on_revoked(self) -> None:
         self.assigned_at = time.monotonic()
+        self.needs_rescan = True
         self.states.clear()
         self.windows.clear()
         self.watermarks.clear()
         self.emitted_cells.clear()
-        # dirty windows of revoked partitions are re-sent by their new owner after its recovery
+        # dirty windows of revoked partitions are still sent by this worker's timer; their new owner re-sends too
 
 
 def register(app: faust.App, ctx: WorkerContext) -> JourneyStep:
@@ -277,11 +366,11 @@ def register(app: faust.App, ctx: WorkerContext) -> JourneyStep:
     @app.agent(step.source, name="journeys")
     async def journeys(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
-            await step.process(event.message)
+            step.process(event.message)
 
     @app.timer(FLUSH_INTERVAL_S)
     async def flush_windows() -> None:
-        await step.flush_windows()
+        step.flush_windows()
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
     async def _revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
@@ -289,11 +378,11 @@ def register(app: faust.App, ctx: WorkerContext) -> JourneyStep:
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
     async def _rebalanced(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        await step.after_rebalance(app)
+        step.after_rebalance()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
     async def _flush_on_shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        sent = await step.flush_windows()
+        sent = step.flush_windows()
         log.info("shutdown: sent %d pending window snapshots", sent)
 
     return step

@@ -63,11 +63,13 @@ def dumps_journey(state: JourneyState) -> bytes:
          j.booked)
         for j in state.journeys
     )  # fmt: skip
-    return _dump(_JOURNEY, (state.owner, state.is_anonymous, state.merged_into, state.seen, state.pruned_at, journeys))
+    return _dump(_JOURNEY, (state.owner, state.is_anonymous, state.merged_into, state.seen, state.pruned_at, journeys,
+                            state.retired))
 
 
 def loads_journey(raw: bytes) -> JourneyState:
-    owner, is_anonymous, merged_into, seen, pruned_at, journeys = _load(_JOURNEY, raw)
+    owner, is_anonymous, merged_into, seen, pruned_at, journeys, *rest = _load(_JOURNEY, raw)
+    retired = rest[0] if rest else {}  # values written before retired ids were kept have none
     if raw[1:2] == b"\x01":
         return _journey_from_v1(owner, is_anonymous, merged_into, seen, pruned_at, journeys)
     return JourneyState(
@@ -83,6 +85,7 @@ def loads_journey(raw: bytes) -> JourneyState:
             )  # fmt: skip
             for v, summ, counts, stage, service, orders, ships, surveys, tickets, anon, booked in journeys
         ],
+        retired=retired,
     )
 
 
