@@ -33,8 +33,11 @@ class WorkerContext:
     journey_cfg: JourneyConfig
     guard: RatioGuard
     datadir: Path
-    outbox: Outbox
+    outbox: Outbox  # every record but table changelogs
+    changelog: Outbox  # table changelog records (tracks acknowledged offsets)
     before_commit: list[Callable[[], None]] = field(default_factory=list)  # hooks run before every offset commit
+    after_flush: list[Callable[[], None]] = field(default_factory=list)  # hooks run once both outboxes are flushed
+    table_writers: list[Any] = field(default_factory=list)  # streams.tables.TableWriter of each table
     fatal_reason: str | None = None
     request_stop: Callable[[], None] | None = None
     counters: dict[str, int] = field(default_factory=dict)
@@ -114,6 +117,12 @@ def faust_config(settings: Settings, *, web_port: int, datadir: Path) -> dict[st
     }
 
 
+def _persist(ctx: WorkerContext) -> None:
+    acked = ctx.changelog.take_acked()
+    for writer in ctx.table_writers:
+        writer.persist_offsets(acked)
+
+
 def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Path | None = None) -> tuple[faust.App, WorkerContext]:
     """Build the worker App with every step registered. Nothing connects to Kafka until the App starts."""
     from touchpoint.streams import decode_step, identity_step, journey_step, web
@@ -128,13 +137,12 @@ def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Pat
         guard=RatioGuard(settings.dead_letter_max_ratio, settings.dead_letter_min_events),
         datadir=datadir,
         outbox=Outbox(settings, on_failure=lambda reason: ctx.fail(reason)),
+        changelog=Outbox(settings, on_failure=lambda reason: ctx.fail(reason), track_offsets=True),
     )
-    # faust holds table changelog records in a buffer of 100 and stalls every stream while it drains ("producer
-    # buffer full"); every event writes 1-3 table values, so allow a few thousand.
-    app.producer.buffer.max_messages = 5_000
     decode_step.register(app, ctx)
     identity_step.register(app, ctx)
     journey_step.register(app, ctx)
     web.register(app, ctx)
-    install(app, ctx.outbox, ctx.before_commit)
+    ctx.after_flush.insert(0, lambda: _persist(ctx))
+    install(app, [ctx.outbox, ctx.changelog], ctx.before_commit, ctx.after_flush)
     return app, ctx

@@ -26,8 +26,8 @@ from touchpoint.streams import internal, state_codec
 from touchpoint.streams.app import WorkerContext
 from touchpoint.streams.dead_letters import STAGE, DeadLetterSender
 from touchpoint.streams.identity import AliasState, route
-from touchpoint.streams.tables import CachedTable
-from touchpoint.streams.topology import ALIAS_TABLE, identity_topic, journey_topic
+from touchpoint.streams.tables import CachedTable, TableWriter
+from touchpoint.streams.topology import ALIAS_TABLE, changelog_topic, identity_topic, journey_topic
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,11 @@ class IdentityStep:
         self.merges_topic = settings.merges_topic
         self.partition_for = internal.Partitioner(n)
         self.dead = DeadLetterSender(ctx.outbox, settings.dead_letter_topic)
-        self.aliases: CachedTable[AliasState] = CachedTable(
-            app.Table(ALIAS_TABLE, partitions=n, key_type=bytes, value_type=bytes),
-            state_codec.loads_alias, state_codec.dumps_alias, max_items=50_000,
-        )
+        writer = TableWriter(app.Table(ALIAS_TABLE, partitions=n, key_type=bytes, value_type=bytes), ctx.changelog,
+                             changelog_topic(settings, ALIAS_TABLE))
+        ctx.table_writers.append(writer)
+        self.aliases: CachedTable[AliasState] = CachedTable(writer, state_codec.loads_alias, state_codec.dumps_alias,
+                                                           max_items=50_000)
         self.codec = ctx.codec
 
     def process(self, msg: Any) -> None:
@@ -100,7 +101,7 @@ class IdentityStep:
             return
         if key is not None and result.alias is not None:
             if result.changed:
-                self.aliases.put(key, result.alias)
+                self.aliases.put(key, result.alias, msg.partition)
             merge = result.merge or (None if result.changed else replayed_merge(result.alias, ev))
             if merge is not None:
                 self.outbox.send(self.merges_topic, self.codec.encode(merge, "identity_merge"), key)

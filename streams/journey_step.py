@@ -52,7 +52,8 @@ from touchpoint.streams.app import WorkerContext
 from touchpoint.streams.dead_letters import STAGE, DeadLetterSender
 from touchpoint.streams.identity import is_merge_marker
 from touchpoint.streams.journey import JourneyState, apply, snapshots_of
-from touchpoint.streams.topology import JOURNEY_TABLE, journey_topic
+from touchpoint.streams.tables import TableWriter
+from touchpoint.streams.topology import JOURNEY_TABLE, changelog_topic, journey_topic
 from touchpoint.streams.windows import WindowState
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,8 @@ class JourneyStep:
         self.metrics_topic = settings.metrics_topic
         self.dead = DeadLetterSender(ctx.outbox, settings.dead_letter_topic)
         self.table = app.Table(JOURNEY_TABLE, partitions=n, key_type=bytes, value_type=bytes)
+        self.writer = TableWriter(self.table, ctx.changelog, changelog_topic(settings, JOURNEY_TABLE))
+        ctx.table_writers.append(self.writer)
         self.codec = ctx.codec
         # Decoded values, written through to the table (see streams/tables.py for why a cache).
         self.states: dict[bytes, JourneyState] = {}
@@ -169,13 +172,13 @@ class JourneyStep:
             self.watermarks[p] = wm
             # Persisted at one-second steps: after a restart it may be up to 1 s behind until the replay re-advances it.
             if old_wm is None or wm // 1000 != old_wm // 1000:
-                self.table[watermark_key(p)] = b"%d" % (wm - wm % 1000)
+                self.writer.set(watermark_key(p), b"%d" % (wm - wm % 1000), p)
         for wkey, window in frame.windows.items():
-            self.table[wkey] = state_codec.dumps_window(window)
+            self.writer.set(wkey, state_codec.dumps_window(window), p)
             self.windows[wkey] = window
             self.dirty[wkey] = window
         for key, state in frame.states.items():
-            self.table[key] = state_codec.dumps_journey(state)
+            self.writer.set(key, state_codec.dumps_journey(state), p)
             if len(self.states) >= self.max_states and key not in self.states:
                 del self.states[next(iter(self.states))]
             self.states[key] = state
@@ -287,7 +290,7 @@ class JourneyStep:
                     and windows.is_closed(window, watermark, self.lateness_ms)):
                 del self.windows[wkey]
                 self.emitted_cells.pop(wkey, None)
-                del self.table[wkey]
+                self.writer.delete(wkey, partition)
 
     # --- window snapshots (timer, shutdown, rebalance) --------------------------------------------------
     def flush_windows(self) -> int:

@@ -39,7 +39,10 @@ class DeliveryFailed(BrokerUnavailableError):
 class Outbox:
     """A librdkafka producer with an async ``flush`` for the commit path and a remembered delivery failure."""
 
-    def __init__(self, settings: Settings, *, on_failure: Callable[[str], None] | None = None) -> None:
+    def __init__(self, settings: Settings, *, on_failure: Callable[[str], None] | None = None,
+                 track_offsets: bool = False) -> None:
+        """``track_offsets``: report every delivery and remember the highest offset per (topic, partition)
+        (``take_acked``); otherwise librdkafka reports failures only, which is cheaper."""
         self._producer = Producer(settings.kafka_config(**{
             "acks": "all",
             "enable.idempotence": True,  # no duplicates or reordering from librdkafka's own retries
@@ -47,16 +50,23 @@ class Outbox:
             "linger.ms": 10,
             "batch.num.messages": 10_000,
             "queue.buffering.max.messages": 1_000_000,
-            "delivery.report.only.error": True,
+            "delivery.report.only.error": not track_offsets,
             "on_delivery": self._delivered,
         }))
+        self._acked: dict[tuple[str, int], int] = {}
         self._on_failure = on_failure
         self.failure: str | None = None
         self._unpolled = 0
         self.sent = 0
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None and self.failure is None:
+        if err is None:  # only with track_offsets (runs in whichever thread polls: a plain dict store is atomic)
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            if topic is not None and partition is not None and offset is not None:
+                if offset > self._acked.get((topic, partition), -1):
+                    self._acked[(topic, partition)] = offset
+            return
+        if self.failure is None:
             self.failure = f"a record to {msg.topic()} was not delivered: {err.str()}"
             log.critical("%s; offsets will not be committed past it, stopping the worker", self.failure)
             if self._on_failure is not None:
@@ -94,20 +104,30 @@ class Outbox:
             if time.monotonic() > deadline:
                 raise DeliveryFailed(f"{remaining} records still unacknowledged after {timeout:.0f}s; is Kafka up?")
 
+    def take_acked(self) -> dict[tuple[str, int], int]:
+        """Highest acknowledged offset per (topic, partition) since the last call (``track_offsets`` only)."""
+        acked, self._acked = self._acked, {}
+        return acked
+
     def close(self, timeout: float = 30.0) -> int:
         """Blocking final flush (after the event loop stopped); returns the records left unsent."""
         return int(self._producer.flush(timeout))
 
 
-def install(app: Any, outbox: Outbox, before_commit: list[Callable[[], None]]) -> None:
-    """Make faust's pre-commit ``producer.flush()`` also hand over open frames and drain ``outbox`` first."""
+def install(app: Any, outboxes: list[Outbox], before_commit: list[Callable[[], None]],
+            after_flush: list[Callable[[], None]]) -> None:
+    """Make faust's pre-commit ``producer.flush()`` hand over open frames, drain every outbox, then run the
+    ``after_flush`` hooks (recording the changelog offsets now safe in Kafka) before faust's own flush."""
     producer = app.producer
     faust_flush = producer.flush
 
     async def flush() -> None:
         for hook in before_commit:
             hook()
-        await outbox.flush()
+        for outbox in outboxes:
+            await outbox.flush()
+        for hook in after_flush:
+            hook()
         await faust_flush()
 
     producer.flush = flush

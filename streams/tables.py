@@ -1,10 +1,17 @@
-"""Faust tables of the worker, read through a small cache of decoded values.
+"""Faust tables of the worker: writes through the changelog outbox, reads through a small cache of decoded values.
 
-Faust (with the RocksDB store) writes a table value to the local RocksDB of, and its changelog record to, the
-partition of the event being processed; so every write here happens inside the agent, while processing an event of
-the partition the key belongs to. Values are bytes (``state_codec``); decoding a journey on every event would cost
-more than the logic itself, so decoded values are kept in a bounded cache that is written through (the table
-always holds the newest value) and dropped at every rebalance (another worker may have changed the keys).
+Faust (with the RocksDB store) keeps a table value in the local RocksDB of the partition of the event being
+processed, so every write here happens inside the agent, while processing a record of the partition the key
+belongs to. **Writes** (``TableWriter``) go to the table's store (``table.data``, the local RocksDB) and, as the
+changelog record, to the same partition of the table's changelog topic through a librdkafka producer (the
+"changelog outbox") instead of faust's producer buffer: the same record faust would write, for a few µs instead of
+~0.1 ms of Python. Recovery is faust's own (it reads the changelog topic). The highest acknowledged changelog offset
+per partition is stored in the local RocksDB after every pre-commit flush, as faust does after its own sends, so a
+clean restart only replays the changelog records after it.
+
+Values are bytes (``state_codec``); decoding a journey on every event would cost more than the logic itself, so
+decoded values are kept in a bounded cache that is written through (the table always holds the newest value) and
+dropped at every rebalance (another worker may have changed the keys).
 """
 
 from __future__ import annotations
@@ -14,11 +21,42 @@ from typing import Any, Callable, Generic, TypeVar
 T = TypeVar("T")
 
 
+class TableWriter:
+    """Writes of one faust table: its local store directly, its changelog record through ``outbox``."""
+
+    def __init__(self, table: Any, outbox: Any, changelog_topic: str) -> None:
+        self.table = table
+        self.outbox = outbox
+        self.topic = changelog_topic
+
+    def set(self, key: bytes, value: bytes, partition: int) -> None:
+        self.table.data[key] = value
+        self.outbox.send(self.topic, value, key, partition=partition)
+
+    def delete(self, key: bytes, partition: int) -> None:
+        try:
+            del self.table.data[key]
+        except KeyError:
+            pass
+        self.outbox.send(self.topic, None, key, partition=partition)
+
+    def persist_offsets(self, acked: dict[tuple[str, int], int]) -> None:
+        """Record the acknowledged changelog offsets of the partitions this worker holds (after a flush)."""
+        from faust.types import TP
+
+        store = self.table.data
+        held = getattr(store, "_dbs", None)
+        for (topic, partition), offset in acked.items():
+            if topic == self.topic and (held is None or partition in held):
+                store.set_persisted_offset(TP(topic, partition), offset)
+
+
 class CachedTable(Generic[T]):
     """Write-through cache in front of one faust table with raw byte keys and values."""
 
-    def __init__(self, table: Any, loads: Callable[[bytes], T], dumps: Callable[[T], bytes], *, max_items: int) -> None:
-        self.table = table
+    def __init__(self, writer: TableWriter, loads: Callable[[bytes], T], dumps: Callable[[T], bytes], *, max_items: int) -> None:
+        self.writer = writer
+        self.table = writer.table
         self._loads = loads
         self._dumps = dumps
         self._max = max_items
@@ -34,15 +72,10 @@ class CachedTable(Generic[T]):
             self._remember(key, value)
         return value
 
-    def put(self, key: bytes, value: T) -> None:
-        """Store ``value`` (table write: local RocksDB + changelog record of the current event's partition)."""
-        self.table[key] = self._dumps(value)
+    def put(self, key: bytes, value: T, partition: int) -> None:
+        """Store ``value`` (local RocksDB + changelog record; ``partition`` = the current record's partition)."""
+        self.writer.set(key, self._dumps(value), partition)
         self._remember(key, value)
-
-    def delete(self, key: bytes) -> None:
-        self._cache.pop(key, None)
-        if key in self.table:
-            del self.table[key]
 
     def forget(self, key: bytes) -> None:
         """Drop a cached value that may be half-changed (the pure step raised while holding it)."""
