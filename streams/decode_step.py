@@ -38,7 +38,7 @@ from touchpoint.streams.topology import identity_topic, journey_topic
 
 log = logging.getLogger(__name__)
 
-FRAME_LINGER_S = 0.02  # the longest a valid event waits in an open frame (adds to end-to-end latency)
+FRAME_LINGER_S = 0.1  # the longest a valid event waits in an open frame (adds to end-to-end latency)
 
 
 def check(ctx: WorkerContext, value: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
