@@ -92,10 +92,6 @@ def uninterrupted(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
             worker.proc.kill()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "KNOWN BUG (issue 3 stays open): metric totals now match after SIGKILL, but a superseded journey id can stay "
-    "live: the snapshot marking it merged_into is lost when the worker dies after the state write (seen: "
-    "live journeys=401, event_count sum=3204, 1 journey differs, 0 metric cells differ)."))
 def test_sigkill_at_random_points_then_restart_gives_the_uninterrupted_result(
         pipeline_factory: Any, uninterrupted: tuple[dict[str, Any], dict[Any, Any]]) -> None:
     rnd = random.Random()
@@ -136,17 +132,22 @@ def test_sigkill_at_random_points_then_restart_gives_the_uninterrupted_result(
     assert "did not stop cleanly" in (p.logs / f"worker-{worker.web_port}-2.log").read_text()
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "KNOWN BUG (issue 3 stays open): with a second worker joining, some metric windows come out short and a few "
-    "superseded journey ids stay live (seen: touchpoints=3181 of 3203, live journeys=409, event_count sum=3207); "
-    "suspect window snapshots around rebalances. Passed in earlier single runs, fails under load."))
 def test_two_workers_over_four_partitions_give_the_one_worker_result(
         pipeline_factory: Any, uninterrupted: tuple[dict[str, Any], dict[Any, Any]]) -> None:
+    """A second worker joins while the first is busy (its partitions and their table state move over), then both
+    share the rest; the results equal one uninterrupted worker's."""
     events = _events()
+    half = len(events) // 2
     p: Pipeline = pipeline_factory(PARTITIONS)
-    first, second = p.start_worker(), p.start_worker()
-    p.send_events(events, partition_of=partial(person_partition, partitions=PARTITIONS))
-    live, totals = _settle(p, len(events))
+    part = partial(person_partition, partitions=PARTITIONS)
+    first = p.start_worker()
+    p.send_events(events[:half], partition_of=part)
+    wait_until(lambda: _metric(first, "touchpoint_stream_events_processed_total") > 0, timeout=90,
+               what="first worker processing")
+    second = p.start_worker()
+    wait_until(lambda: p.group_members_with_partitions() == 2, timeout=120, what="both workers holding partitions")
+    p.send_events(events[half:], partition_of=part)
+    live, totals = _settle(p, len(events), uninterrupted)
     # Both took part: each processed some of the events.
     assert _metric(first, "touchpoint_stream_events_processed_total") > 0
     assert _metric(second, "touchpoint_stream_events_processed_total") > 0
