@@ -40,9 +40,10 @@ class Outbox:
     """A librdkafka producer with an async ``flush`` for the commit path and a remembered delivery failure."""
 
     def __init__(self, settings: Settings, *, on_failure: Callable[[str], None] | None = None,
-                 track_offsets: bool = False) -> None:
+                 track_offsets: bool = False, overrides: dict[str, Any] | None = None) -> None:
         """``track_offsets``: report every delivery and remember the highest offset per (topic, partition)
-        (``take_acked``); otherwise librdkafka reports failures only, which is cheaper."""
+        (``take_acked``); otherwise librdkafka reports failures only, which is cheaper. ``overrides``: more
+        librdkafka settings (tests)."""
         self._producer = Producer(settings.kafka_config(**{
             "acks": "all",
             "enable.idempotence": True,  # no duplicates or reordering from librdkafka's own retries
@@ -52,6 +53,7 @@ class Outbox:
             "queue.buffering.max.messages": 1_000_000,
             "delivery.report.only.error": not track_offsets,
             "on_delivery": self._delivered,
+            **(overrides or {}),
         }))
         self._acked: dict[tuple[str, int], int] = {}
         self._on_failure = on_failure

@@ -3,17 +3,17 @@
 The worker owns two repartition topics and two table changelogs, all named under its app id
 (``settings.worker_id``) and all with ``settings.topic_partitions`` partitions:
 
-* ``<id>-identity-repartition`` — valid events that carry an anonymous id, keyed by it;
-* ``<id>-journey-repartition`` — routed events keyed by journey owner (customer-only events come straight from decode);
+* ``<id>-identity-repartition`` — frames of valid events that carry an anonymous id, by its partition;
+* ``<id>-journey-repartition`` — frames of routed events, by journey owner's partition (customer-only events come
+  straight from decode);
 * ``<id>-aliases-changelog`` — the alias table (compacted), co-partitioned with the identity topic;
 * ``<id>-journeys-changelog`` — the journey table, which also holds the window and watermark values of its
   partition (compacted), co-partitioned with the journey topic.
 
-Faust writes a table's changelog record to the partition of the event being processed, and reads a table's local
-RocksDB by that partition: a table is only correct when every key is always written while processing the same
-partition. The repartition topics are produced by faust itself (murmur2 partitioner, like the Java client), which
-is why the worker never trusts the partitioning of the public events topic (confluent-kafka producers default to a
-CRC32 partitioner).
+A table value lives in the local RocksDB of, and its changelog record in, the partition of the record being
+processed: a table is only correct when every key is always written while processing the same partition. Frames go
+to ``internal.Partitioner(key)`` (murmur2, like the Java client), which is why the worker never trusts the
+partitioning of the public events topic (confluent-kafka producers default to a CRC32 partitioner).
 """
 
 from __future__ import annotations

@@ -196,6 +196,24 @@ def test_out_of_order_event_before_the_start_within_the_gap_renames_the_journey(
     ]
 
 
+def test_a_duplicate_re_sends_the_superseded_snapshot_exactly_as_first_sent() -> None:
+    """The worker may die after storing the state and before sending the superseded snapshot; the replayed event
+    is then a duplicate, and the snapshots it re-sends must mark the old id superseded again, unchanged."""
+    rename = ad_click(2, T0, customer="c")
+    state, results = run([page_view(1, T0 + 10 * DAY, customer="c"), rename])
+    sent = results[1].superseded[0]
+    more = apply(state, page_view(3, T0 + 11 * DAY, customer="c"), cfg=CFG, now_ms=T0 + 12 * DAY)  # later changes
+    dup = apply(more.state, rename, cfg=CFG, now_ms=T0 + 13 * DAY)
+    assert dup.duplicate
+    resent = {s["journey_id"]: s for s in snapshots_of(dup.state, CFG, T0 + 13 * DAY)}
+    assert resent[f"c:{T0 + 10 * DAY}"] == sent  # same record, path and version included
+    assert resent[f"c:{T0}"]["merged_into"] is None and resent[f"c:{T0}"]["event_count"] == 3
+    # and it survives the state's bytes round trip
+    from touchpoint.streams.state_codec import loads_journey
+
+    assert snapshots_of(loads_journey(dumps_journey(dup.state)), CFG, T0 + 13 * DAY)[-1] == sent
+
+
 def test_event_bridging_two_journeys_fuses_them() -> None:
     events = [page_view(1, T0, customer="c"), page_view(2, T0 + 40 * DAY, customer="c"), page_view(3, T0 + 20 * DAY, customer="c")]
     state, results = run(events)

@@ -1,0 +1,41 @@
+"""The worker's outbox: a record Kafka never acknowledges fails the pre-commit flush (no offset commit) loudly."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.helpers import free_port
+from touchpoint.config import Settings
+from touchpoint.streams.outbox import DeliveryFailed, Outbox, install
+
+
+def test_an_undeliverable_record_fails_the_flush_and_reports_why() -> None:
+    reasons: list[str] = []
+    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")  # nothing listens there
+    outbox = Outbox(settings, on_failure=reasons.append, overrides={"message.timeout.ms": 300})
+    outbox.send("t.events", b"v", b"k")
+    with pytest.raises(DeliveryFailed, match="t.events"):
+        asyncio.run(outbox.flush(timeout=20))
+    assert len(reasons) == 1 and "not delivered" in reasons[0]
+
+
+def test_install_runs_the_hooks_and_drains_before_faust_flushes() -> None:
+    calls: list[str] = []
+
+    class FakeOutbox:
+        async def flush(self) -> None:
+            calls.append("outbox")
+
+    class FakeProducer:
+        async def flush(self) -> None:
+            calls.append("faust")
+
+    class FakeApp:
+        producer = FakeProducer()
+
+    app = FakeApp()
+    install(app, [FakeOutbox(), FakeOutbox()], [lambda: calls.append("frames")], [lambda: calls.append("offsets")])  # type: ignore[list-item]
+    asyncio.run(app.producer.flush())
+    assert calls == ["frames", "outbox", "outbox", "offsets", "faust"]
