@@ -74,13 +74,13 @@ class IdentityStep:
             return
         now = int(time.time() * 1000)
         out: dict[int, list[internal.Routed]] = {}
-        for item in items:
-            self._route(msg, item, now, out)
+        for index, item in enumerate(items):
+            self._route(msg, item, index, now, out)
         for p, routed in out.items():
             for frame in internal.chunks(routed):
                 self.outbox.send(self.journey_topic, internal.encode_journey_frame(frame), partition=p)
 
-    def _route(self, msg: Any, item: Any, now: int, out: dict[int, list[internal.Routed]]) -> None:
+    def _route(self, msg: Any, item: Any, index: int, now: int, out: dict[int, list[internal.Routed]]) -> None:
         key: bytes | None = None
         try:
             ev = internal.check_event(item)
@@ -90,14 +90,15 @@ class IdentityStep:
             result = route(alias, ev, now)
         except InvalidEventError as exc:
             self.dead.send(DeadLetter(msg.key, _one(item), exc.reason, exc.kind, STAGE, msg.topic, msg.partition,
-                                      msg.offset), headers=msg.headers)
+                                      msg.offset, index), headers=msg.headers)
             return
         except Exception as exc:  # a routing bug must not stall the partition: divert the event, loudly
             log.exception("identity routing failed at %s[%d]@%d", msg.topic, msg.partition, msg.offset)
             if key is not None:
                 self.aliases.forget(key)
             self.dead.send(DeadLetter(key, _one(item), f"identity step failed: {type(exc).__name__}: {exc}",
-                                      KIND_INVALID, STAGE, msg.topic, msg.partition, msg.offset), headers=msg.headers)
+                                      KIND_INVALID, STAGE, msg.topic, msg.partition, msg.offset, index),
+                           headers=msg.headers)
             return
         if key is not None and result.alias is not None:
             if result.changed:

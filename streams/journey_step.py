@@ -165,7 +165,7 @@ class JourneyStep:
         old_wm = wm = self._watermark(p)
         base = msg.offset * FRAME_SLOTS
         for i, item in enumerate(items):
-            wm = self._one(msg, item, base + i, wm, now, frame)
+            wm = self._one(msg, item, i, base + i, wm, now, frame)
 
         # Watermark, then windows, then journeys: see the module docstring for why this order.
         if wm != old_wm and wm is not None:
@@ -186,7 +186,7 @@ class JourneyStep:
             self._send_snapshot(snap)
         self._prune_windows(p, wm, now)
 
-    def _one(self, msg: Any, item: Any, position: int, wm: int | None, now: int, frame: _Frame) -> int | None:
+    def _one(self, msg: Any, item: Any, index: int, position: int, wm: int | None, now: int, frame: _Frame) -> int | None:
         """Apply one frame item; returns the partition's watermark after it."""
         key = b""
         try:
@@ -196,11 +196,11 @@ class JourneyStep:
             had = state is not None
             result = apply(state, event, restitched=restitched, offset_partition=msg.partition, cfg=self.cfg, now_ms=now)
         except InvalidEventError as exc:
-            self._divert(msg, item, exc.reason, exc.kind)
+            self._divert(msg, item, index, exc.reason, exc.kind)
             return wm
         except Exception as exc:  # a logic bug must not stall the partition: divert the event, loudly
             log.exception("journey step failed at %s[%d]@%d", msg.topic, msg.partition, msg.offset)
-            self._divert(msg, item, f"journey step failed: {type(exc).__name__}: {exc}", KIND_INVALID)
+            self._divert(msg, item, index, f"journey step failed: {type(exc).__name__}: {exc}", KIND_INVALID)
             if key:
                 self._rebuild(key, frame, now)
             return wm
@@ -242,7 +242,7 @@ class JourneyStep:
             frame.snapshots[result.snapshot["journey_id"]] = result.snapshot
         return wm
 
-    def _divert(self, msg: Any, item: Any, reason: str, kind: str) -> None:
+    def _divert(self, msg: Any, item: Any, index: int, reason: str, kind: str) -> None:
         """Dead-letter one frame item as its own record (one-event form), keyed by its owner when known."""
         owner = item[0] if isinstance(item, list) and item and isinstance(item[0], str) else None
         try:
@@ -250,7 +250,7 @@ class JourneyStep:
         except (TypeError, ValueError):
             value = repr(item).encode("utf-8")
         key = owner.encode("utf-8") if owner else msg.key
-        self.dead.send(DeadLetter(key, value, reason, kind, STAGE, msg.topic, msg.partition, msg.offset),
+        self.dead.send(DeadLetter(key, value, reason, kind, STAGE, msg.topic, msg.partition, msg.offset, index),
                        headers=msg.headers)
 
     def _rebuild(self, key: bytes, frame: _Frame, now: int) -> None:

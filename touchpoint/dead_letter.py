@@ -17,6 +17,7 @@ HEADER_TOPIC = "dlq.source.topic"
 HEADER_PARTITION = "dlq.source.partition"
 HEADER_OFFSET = "dlq.source.offset"
 HEADER_AT = "dlq.at"
+HEADER_INDEX = "dlq.source.index"  # position inside a worker frame (several events share one source offset)
 
 # Reason kinds: a small fixed set, used as a Prometheus label.
 KIND_UNDECODABLE = "undecodable"          # not Avro / truncated / not framed
@@ -37,9 +38,11 @@ class DeadLetter:
     topic: str
     partition: int
     offset: int
+    index: int | None = None  # the event's position in a frame record (worker-internal topics only)
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
+        extra = [] if self.index is None else [(HEADER_INDEX, str(self.index).encode())]
+        return extra + [
             (HEADER_REASON, self.reason.encode("utf-8", "replace")[:4096]),
             (HEADER_KIND, self.kind.encode()),
             (HEADER_STAGE, self.stage.encode()),
