@@ -54,6 +54,7 @@ from touchpoint.streams.identity import is_merge_marker
 from touchpoint.streams.journey import JourneyState, apply, snapshots_of
 from touchpoint.streams.tables import TableWriter
 from touchpoint.streams.topology import JOURNEY_TABLE, changelog_topic, journey_topic
+from touchpoint.streams.window_emitter import WindowEmitter
 from touchpoint.streams.windows import WindowState
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,6 @@ class JourneyStep:
         self.source = app.topic(journey_topic(settings), partitions=n, internal=True)
         self.outbox = ctx.outbox
         self.journeys_topic = settings.journeys_topic
-        self.metrics_topic = settings.metrics_topic
         self.dead = DeadLetterSender(ctx.outbox, settings.dead_letter_topic)
         self.table = app.Table(JOURNEY_TABLE, partitions=n, key_type=bytes, value_type=bytes)
         self.writer = TableWriter(self.table, ctx.changelog, changelog_topic(settings, JOURNEY_TABLE))
@@ -114,8 +114,7 @@ class JourneyStep:
         self.states: dict[bytes, JourneyState] = {}
         self.windows: dict[bytes, WindowState] = {}
         self.watermarks: dict[int, int | None] = {}
-        self.dirty: dict[bytes, WindowState] = {}
-        self.emitted_cells: dict[bytes, dict[tuple[str, str, str, str], dict[str, int]]] = {}
+        self.emitter = WindowEmitter(ctx.outbox, ctx.codec, settings.metrics_topic)
         self.last_prune: dict[int, int] = {}
         self.max_states = 20_000
         self.owners_open = 0
@@ -177,7 +176,7 @@ class JourneyStep:
         for wkey, window in frame.windows.items():
             self.writer.set(wkey, state_codec.dumps_window(window), p)
             self.windows[wkey] = window
-            self.dirty[wkey] = window
+            self.emitter.mark(wkey, window)
         for key, state in frame.states.items():
             self.writer.set(key, state_codec.dumps_journey(state), p)
             if len(self.states) >= self.max_states and key not in self.states:
@@ -290,10 +289,10 @@ class JourneyStep:
         self.last_prune[partition] = now
         prefix = b"w:%d:" % partition
         for wkey, window in list(self.windows.items()):
-            if (wkey.startswith(prefix) and wkey not in self.dirty and not windows.is_dirty(window)
+            if (wkey.startswith(prefix) and wkey not in self.emitter.dirty and not windows.is_dirty(window)
                     and windows.is_closed(window, watermark, self.lateness_ms)):
                 del self.windows[wkey]
-                self.emitted_cells.pop(wkey, None)
+                self.emitter.forget(wkey)
                 self.writer.delete(wkey, partition)
 
     # --- window snapshots (timer, shutdown, rebalance) --------------------------------------------------
@@ -301,28 +300,7 @@ class JourneyStep:
         """Send the snapshots of every window changed since its last ones; returns how many records went out."""
         if self.needs_rescan and not (self.app.rebalancing or self.app.in_recovery):
             self.rescan()
-        if not self.dirty:
-            return 0
-        dirty, self.dirty = self.dirty, {}
-        now = _now_ms()
-        sent = 0
-        for wkey, window in dirty.items():
-            # Only the cells (dims combinations) that changed since the last flush: absorb replaces the components
-            # dict of a cell it changes, so identity tells. An unchanged cell's newest snapshot is still right.
-            last = self.emitted_cells.setdefault(wkey, {})
-            changed = {dims: comps for dims, comps in window.cells.items() if last.get(dims) is not comps}
-            if not changed:
-                continue
-            last.update(changed)
-            partial = WindowState(window.window_start, window.partition, changed, window.last_offset, window.emitted_offset)
-            for record in windows.snapshots(partial, emitted_at=now):
-                # The metrics topic is compacted: key = everything that identifies one MetricWindow row.
-                key = "%d:%d:%s:%s:%s:%s" % (record["window_start"], record["partition"], record["event_type"],
-                                             record["channel"], record["campaign_id"], record["currency"])
-                self.outbox.send(self.metrics_topic, self.codec.encode(record, "metric_window"), key.encode("utf-8"))
-                sent += 1
-            windows.mark_emitted(window)
-        return sent
+        return self.emitter.flush()
 
     def rescan(self) -> None:
         """After a rebalance, once the tables are recovered: count owners, mark every held window for re-sending.
@@ -343,7 +321,7 @@ class JourneyStep:
                     window = self.windows.get(key)
                     if window is None:
                         window = self.windows[key] = state_codec.loads_window(raw)
-                    self.dirty[key] = window
+                    self.emitter.mark(key, window)
                     windows_held += 1
         except Exception:  # the tables stay right; only the re-sending of held windows is incomplete
             log.exception("journeys: could not scan the recovered table to re-send window snapshots")
@@ -363,7 +341,7 @@ class JourneyStep:
         self.states.clear()
         self.windows.clear()
         self.watermarks.clear()
-        self.emitted_cells.clear()
+        self.emitter.forget_sent()
         # dirty windows of revoked partitions are still sent by this worker's timer; their new owner re-sends too
 
 

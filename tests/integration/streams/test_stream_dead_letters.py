@@ -3,6 +3,7 @@ dead-letter ratio guard stops the worker loudly."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -71,3 +72,34 @@ def test_dead_letter_ratio_guard_stops_the_worker_loudly(pipeline: Pipeline) -> 
     assert "dead-lettered" in log and "TOUCHPOINT_DEAD_LETTER_MAX_RATIO" in log
     # It stopped instead of diverting everything: not all 40 records went to the dead-letter topic.
     assert 10 < len(pipeline.read("dead-letters")) < 40
+
+
+def test_a_bad_event_inside_a_frame_is_dead_lettered_alone_and_the_rest_of_the_frame_flows(pipeline: Pipeline) -> None:
+    """The worker's internal topics carry frames of many events: one malformed item (or a record that is no frame at
+    all) must cost only itself, with its place in the frame in the dead letter."""
+    from touchpoint.streams import internal
+
+    worker = pipeline.start_worker()
+    pipeline.send_events([page_view(T0, customer="warm-up")])
+    wait_until(lambda: "warm-up" in str(pipeline.journeys()), timeout=90, what="worker up and processing")
+    good = [page_view(T0 + i * MIN, customer="c-frame") for i in range(2)]
+    topic = f"{pipeline.worker_id}-journey-repartition"
+    part = internal.Partitioner(pipeline.partitions)("c-frame")
+    frame = b"F" + json.dumps([["c-frame", 0, good[0]], ["c-frame", 0, {"no": "event id"}], ["c-frame", 0, good[1]]]).encode()
+    producer = pipeline._producer
+    producer.produce(topic, frame, partition=part)
+    producer.produce(f"{pipeline.worker_id}-identity-repartition", b"\x00not a frame", b"k", partition=0)
+    pipeline.flush()
+
+    def frame_journey() -> int:
+        return sum(j["event_count"] for j in pipeline.journeys().values() if j["customer_id"] == "c-frame" and j["merged_into"] is None)
+
+    wait_until(lambda: frame_journey() == 2, timeout=60, what="both good events of the frame in the journey")
+    wait_until(lambda: len(pipeline.read("dead-letters")) >= 2, timeout=30, what="2 dead letters")
+    assert worker.stop() == 0
+    letters = {parse_headers(h)["dlq.source.topic"]: (k, v, parse_headers(h)) for k, v, h, _, _ in pipeline.read("dead-letters")}
+    assert set(letters) == {topic, f"{pipeline.worker_id}-identity-repartition"}
+    key, value, dlq = letters[topic]
+    assert key == b"c-frame" and b"event id" in value  # the item alone, keyed by its owner
+    assert dlq["dlq.source.index"] == "1" and dlq["dlq.source.partition"] == str(part) and dlq["dlq.kind"] == "undecodable"
+    assert letters[f"{pipeline.worker_id}-identity-repartition"][1] == b"\x00not a frame"  # original bytes untouched
