@@ -82,22 +82,28 @@ class Framer:
             frame = self.identity.setdefault(p, [])
             frame.append(event)
             if len(frame) >= internal.FRAME_MAX_EVENTS:
-                self.outbox.send(self.identity_topic, internal.encode_identity_frame(self.identity.pop(p)), partition=p)
+                self._send_identity(p, self.identity.pop(p))
         else:  # customer only: what identity.route would do (see the module docstring)
             owner = event["customer_id"]
             p = self.partition_for(owner)
             items = self.journey.setdefault(p, [])
             items.append((owner, False, event))
             if len(items) >= internal.FRAME_MAX_EVENTS:
-                self.outbox.send(self.journey_topic, internal.encode_journey_frame(self.journey.pop(p)), partition=p)
+                self._send_journey(p, self.journey.pop(p))
 
     def flush(self) -> None:
         identity, self.identity = self.identity, {}
         journey, self.journey = self.journey, {}
         for p, events in identity.items():
-            self.outbox.send(self.identity_topic, internal.encode_identity_frame(events), partition=p)
+            self._send_identity(p, events)
         for p, items in journey.items():
-            self.outbox.send(self.journey_topic, internal.encode_journey_frame(items), partition=p)
+            self._send_journey(p, items)
+
+    def _send_identity(self, partition: int, events: list[dict[str, Any]]) -> None:
+        self.outbox.send(self.identity_topic, internal.encode_identity_frame(events), partition=partition)
+
+    def _send_journey(self, partition: int, items: list[internal.Routed]) -> None:
+        self.outbox.send(self.journey_topic, internal.encode_journey_frame(items), partition=partition)
 
 
 def register(app: faust.App, ctx: WorkerContext) -> None:

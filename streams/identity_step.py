@@ -89,14 +89,14 @@ class IdentityStep:
             alias = self.aliases.get(key) if key is not None else None
             result = route(alias, ev, now)
         except InvalidEventError as exc:
-            self.dead.send(DeadLetter(msg.key, _one(item), exc.reason, exc.kind, STAGE, msg.topic, msg.partition,
+            self.dead.send(DeadLetter(msg.key, internal.item_record(item, routed=False), exc.reason, exc.kind, STAGE, msg.topic, msg.partition,
                                       msg.offset, index), headers=msg.headers)
             return
         except Exception as exc:  # a routing bug must not stall the partition: divert the event, loudly
             log.exception("identity routing failed at %s[%d]@%d", msg.topic, msg.partition, msg.offset)
             if key is not None:
                 self.aliases.forget(key)
-            self.dead.send(DeadLetter(key, _one(item), f"identity step failed: {type(exc).__name__}: {exc}",
+            self.dead.send(DeadLetter(key, internal.item_record(item, routed=False), f"identity step failed: {type(exc).__name__}: {exc}",
                                       KIND_INVALID, STAGE, msg.topic, msg.partition, msg.offset, index),
                            headers=msg.headers)
             return
@@ -111,14 +111,6 @@ class IdentityStep:
         for routed in result.outputs:
             out.setdefault(self.partition_for(routed.journey_key), []).append(
                 (routed.journey_key, routed.restitched, routed.event))
-
-
-def _one(item: Any) -> bytes:
-    """A frame item as its own record (the dead letter of one event out of a frame)."""
-    try:
-        return internal.encode_event(item)
-    except (TypeError, ValueError):
-        return repr(item).encode("utf-8")
 
 
 def register(app: faust.App, ctx: WorkerContext) -> IdentityStep:

@@ -158,3 +158,14 @@ def check_routed(item: Any) -> Routed:
 def encode_routed(event: dict[str, Any], restitched: bool) -> bytes:
     """The one-event form (kept for dead letters: a diverted frame item is written as its own record)."""
     return (_RESTITCHED if restitched else _DIRECT) + encode_event(event)
+
+
+def item_record(item: Any, *, routed: bool) -> bytes:
+    """A frame item as its own record, for its dead letter: the one-event form of a journey item (``routed``) or
+    of an identity item, else its repr when it is not even JSON-able."""
+    try:
+        if routed and isinstance(item, list) and len(item) == 3:
+            return encode_routed(item[2], bool(item[1]))
+        return encode_event(item)
+    except (TypeError, ValueError):
+        return repr(item).encode("utf-8")

@@ -52,7 +52,7 @@ from touchpoint.streams.app import WorkerContext
 from touchpoint.streams.dead_letters import STAGE, DeadLetterSender
 from touchpoint.streams.identity import is_merge_marker
 from touchpoint.streams.journey import JourneyState, apply, snapshots_of
-from touchpoint.streams.tables import TableWriter
+from touchpoint.streams.tables import CachedTable, TableWriter
 from touchpoint.streams.topology import JOURNEY_TABLE, changelog_topic, journey_topic
 from touchpoint.streams.window_emitter import WindowEmitter
 from touchpoint.streams.windows import WindowState
@@ -111,29 +111,18 @@ class JourneyStep:
         ctx.table_writers.append(self.writer)
         self.codec = ctx.codec
         # Decoded values, written through to the table (see streams/tables.py for why a cache).
-        self.states: dict[bytes, JourneyState] = {}
+        self.states: CachedTable[JourneyState] = CachedTable(self.writer, state_codec.loads_journey,
+                                                             state_codec.dumps_journey, max_items=20_000)
         self.windows: dict[bytes, WindowState] = {}
         self.watermarks: dict[int, int | None] = {}
         self.emitter = WindowEmitter(ctx.outbox, ctx.codec, settings.metrics_topic)
         self.last_prune: dict[int, int] = {}
-        self.max_states = 20_000
         self.owners_open = 0
         self.assigned_at: float | None = None
         self.needs_rescan = True  # re-send every held window once the tables are recovered
         self.processed: dict[str, Any] = {}  # event_type -> its labelled counter (a labels() call costs ~2 µs)
 
     # --- table access (inside the agent only) -----------------------------------------------------------
-    def _state(self, key: bytes) -> JourneyState | None:
-        state = self.states.get(key)
-        if state is None:
-            raw = self.table.get(key)
-            if raw is not None:
-                state = state_codec.loads_journey(raw)
-                if len(self.states) >= self.max_states:
-                    del self.states[next(iter(self.states))]
-                self.states[key] = state
-        return state
-
     def _window(self, key: bytes) -> WindowState | None:
         window = self.windows.get(key)
         if window is None:
@@ -178,10 +167,7 @@ class JourneyStep:
             self.windows[wkey] = window
             self.emitter.mark(wkey, window)
         for key, state in frame.states.items():
-            self.writer.set(key, state_codec.dumps_journey(state), p)
-            if len(self.states) >= self.max_states and key not in self.states:
-                del self.states[next(iter(self.states))]
-            self.states[key] = state
+            self.states.put(key, state, p)
         for snap in frame.snapshots.values():
             self._send_snapshot(snap)
         self._prune_windows(p, wm, now)
@@ -192,7 +178,7 @@ class JourneyStep:
         try:
             owner, restitched, event = internal.check_routed(item)
             key = b"j:" + owner.encode("utf-8")
-            state = frame.states[key] if key in frame.states else self._state(key)
+            state = frame.states[key] if key in frame.states else self.states.get(key)
             had = state is not None
             result = apply(state, event, restitched=restitched, offset_partition=msg.partition, cfg=self.cfg, now_ms=now)
         except InvalidEventError as exc:
@@ -248,26 +234,22 @@ class JourneyStep:
     def _divert(self, msg: Any, item: Any, index: int, reason: str, kind: str) -> None:
         """Dead-letter one frame item as its own record (one-event form), keyed by its owner when known."""
         owner = item[0] if isinstance(item, list) and item and isinstance(item[0], str) else None
-        try:
-            value = internal.encode_routed(item[2], bool(item[1])) if owner and len(item) == 3 else internal.encode_event(item)
-        except (TypeError, ValueError):
-            value = repr(item).encode("utf-8")
         key = owner.encode("utf-8") if owner else msg.key
-        self.dead.send(DeadLetter(key, value, reason, kind, STAGE, msg.topic, msg.partition, msg.offset, index),
-                       headers=msg.headers)
+        self.dead.send(DeadLetter(key, internal.item_record(item, routed=bool(owner)), reason, kind, STAGE, msg.topic,
+                                  msg.partition, msg.offset, index), headers=msg.headers)
 
     def _rebuild(self, key: bytes, frame: _Frame, now: int) -> None:
         """After ``apply`` raised, the owner's state may be half-changed: reload it as stored before this frame
         and re-apply this frame's earlier events of the owner (deterministic, same ``now``)."""
-        self.states.pop(key, None)
+        self.states.forget(key)
         frame.states.pop(key, None)
         try:
-            state = self._state(key)
+            state = self.states.get(key)
             for event, restitched in frame.applied.get(key, []):
                 state = apply(state, event, restitched=restitched, cfg=self.cfg, now_ms=now).state
         except Exception:
             log.exception("could not rebuild the journey state of %r; this frame's changes to it are dropped", key)
-            self.states.pop(key, None)
+            self.states.forget(key)
             return
         if state is not None:
             frame.states[key] = state
@@ -314,13 +296,13 @@ class JourneyStep:
         held = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
         owners = windows_held = 0
         try:
-            for key, raw in self.table.items():
+            for key in self.table.keys():  # keys only: journey values are not needed here
                 if key.startswith(b"j:"):
                     owners += 1
                 elif key.startswith(b"w:") and int(key.split(b":")[1]) in held:
-                    window = self.windows.get(key)
+                    window = self._window(key)
                     if window is None:
-                        window = self.windows[key] = state_codec.loads_window(raw)
+                        continue
                     self.emitter.mark(key, window)
                     windows_held += 1
         except Exception:  # the tables stay right; only the re-sending of held windows is incomplete
@@ -338,7 +320,7 @@ class JourneyStep:
     def on_revoked(self) -> None:
         self.assigned_at = time.monotonic()
         self.needs_rescan = True
-        self.states.clear()
+        self.states.clear_cache()
         self.windows.clear()
         self.watermarks.clear()
         self.emitter.forget_sent()

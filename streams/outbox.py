@@ -59,7 +59,6 @@ class Outbox:
         self._on_failure = on_failure
         self.failure: str | None = None
         self._unpolled = 0
-        self.sent = 0
 
     def _delivered(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:  # only with track_offsets (runs in whichever thread polls: a plain dict store is atomic)
@@ -87,7 +86,6 @@ class Outbox:
                 break
             except BufferError:  # local queue full: let librdkafka send, then retry
                 producer.poll(0.05)
-        self.sent += 1
         self._unpolled += 1
         if self._unpolled >= POLL_EVERY:
             self._unpolled = 0

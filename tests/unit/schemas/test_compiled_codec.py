@@ -21,7 +21,7 @@ import pytest
 import touchpoint.schemas.codec as codec_module
 from touchpoint.errors import InvalidEventError, ValidationError
 from touchpoint.schemas.codec import AvroCodec
-from touchpoint.schemas.compiled import compiled_latest
+from touchpoint.schemas.compiled import _long, compiled_latest
 from touchpoint.schemas.examples import EVENT_TYPES, example_event
 from touchpoint.schemas.registry import expand, get_registry, payload_record_name, strip_logical_types
 
@@ -301,14 +301,7 @@ def test_non_canonical_encodings_that_fastavro_reads_are_still_read(fast: AvroCo
     assert _decoded(fast, negative)[0] == "InvalidEventError"
 
 
-def _varint(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+_varint = _long  # the Avro zig-zag varint, to craft the bytes below
 
 
 def _str(s: str) -> bytes:
