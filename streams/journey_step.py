@@ -296,13 +296,15 @@ class JourneyStep:
         held = {tp.partition for tp in self.app.consumer.assignment() if tp.topic == topic}
         owners = windows_held = 0
         try:
-            for key in self.table.keys():  # keys only: journey values are not needed here
+            # items(), not keys() + get(): inside a frame, get() only looks in the frame's partition's store,
+            # and the windows of every held partition are needed here.
+            for key, raw in self.table.items():
                 if key.startswith(b"j:"):
                     owners += 1
                 elif key.startswith(b"w:") and int(key.split(b":")[1]) in held:
-                    window = self._window(key)
+                    window = self.windows.get(key)
                     if window is None:
-                        continue
+                        window = self.windows[key] = state_codec.loads_window(raw)
                     self.emitter.mark(key, window)
                     windows_held += 1
         except Exception:  # the tables stay right; only the re-sending of held windows is incomplete
