@@ -37,7 +37,8 @@ from urllib.parse import parse_qsl, urlsplit
 from touchpoint import metrics
 from touchpoint.errors import ConfigError
 from touchpoint.sinks.http_wire import codec_available, decode_body, encode_body, form_fields, http_status
-from touchpoint.sinks.readonly_engine import QueryError, QueryOutput, ReadOnlyEngine
+from touchpoint.sinks.readonly_engine import QueryError, QueryOutput, ReadOnlyEngine, as_query_error
+from touchpoint.sinks.sql_guard import ReadOnlyViolation, refuse_write_head
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,11 @@ class _Handler(BaseHTTPRequestHandler):
                              164, "READONLY")
         query = params.get("query", "")
         if body:
+            if query:
+                try:
+                    refuse_write_head(query)
+                except ReadOnlyViolation as exc:
+                    raise as_query_error(exc) from exc
             query = f"{query}\n{body.decode('utf-8', errors='replace')}" if query else body.decode("utf-8", errors="replace")
         settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
         bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}

@@ -139,6 +139,18 @@ def _unquote_identifier(token: str) -> str:
     return token
 
 
+def refuse_write_head(sql: str) -> None:
+    """Refuse ``sql`` when it starts a write (``INSERT ... FORMAT Native`` in the URL with the rows in the body).
+
+    The body of such a request is data, not SQL: a ``;`` or a quote byte in it must not turn the answer into a
+    syntax error, so the statement in the URL is judged on its own first, as ClickHouse would.
+    """
+    tokens = [t.upper() for t in _tokens(sql) if t != "("]
+    if tokens and tokens[0] in WRITE_KINDS:
+        raise ReadOnlyViolation(f"{tokens[0]} is not allowed: this SQL interface is read-only "
+                                "(Cannot execute query in readonly mode)")
+
+
 def check_read_only(sql: str) -> Statement:
     """Classify ``sql`` (one statement) or raise ``ReadOnlyViolation``.
 

@@ -262,6 +262,19 @@ def test_writes_are_refused_and_change_nothing(store: Any, sql_server: Any, tmp_
     assert not outfile.exists()
 
 
+@pytest.mark.parametrize("data", [b"(5, 'five');", b"\x05\x00;\x27\x22\x60/*", b"1\tx;\n"])
+def test_insert_data_bytes_never_change_the_refusal(store: Any, sql_server: Any, data: bytes) -> None:
+    """Rows in the body are data: a ``;`` or a quote byte among them still gets the READONLY answer (164)."""
+    _typed_table(store)
+    before = _state(store)
+    for fmt in ("Values", "Native", "TabSeparated"):
+        sql = f"INSERT INTO typed (id, name) FORMAT {fmt}"
+        status, headers, body = _http(sql_server, "POST", "/?" + urlencode({"query": sql}), data)
+        assert (status, headers.get("x-clickhouse-exception-code")) == (403, "164"), (fmt, data, body)
+        assert b"readonly" in body.lower()
+    assert _state(store) == before
+
+
 def test_clickhouse_connect_writes_are_refused(store: Any, sql_server: Any) -> None:
     from touchpoint.metrics import REGISTRY
 
