@@ -35,7 +35,6 @@ class WorkerContext:
     datadir: Path
     outbox: Outbox  # every record but table changelogs
     changelog: Outbox  # table changelog records (tracks acknowledged offsets)
-    before_commit: list[Callable[[], None]] = field(default_factory=list)  # hooks run before every offset commit
     after_flush: list[Callable[[], None]] = field(default_factory=list)  # hooks run once both outboxes are flushed
     table_writers: list[Any] = field(default_factory=list)  # streams.tables.TableWriter of each table
     fatal_reason: str | None = None
@@ -144,5 +143,5 @@ def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Pat
     journey_step.register(app, ctx)
     web.register(app, ctx)
     ctx.after_flush.insert(0, lambda: _persist(ctx))
-    install(app, [ctx.outbox, ctx.changelog], ctx.before_commit, ctx.after_flush)
+    install(app, [ctx.outbox, ctx.changelog], ctx.after_flush)
     return app, ctx

@@ -12,9 +12,11 @@ such an event can overtake that customer's events still on the identity topic. A
 last commit are processed again: their repartitioned copies are then deduplicated by the journey state
 (event_id), their dead letters carry the same source coordinates.
 
-Frames (``internal.py``): valid events are collected per target partition and sent as one record per partition
-when a frame is full, every ``FRAME_LINGER_S`` (timer) and before every offset commit (``ctx.before_commit``), so
-an event whose offset is committed has always been handed to the outbox, which is flushed before the commit.
+The events topic is read by ``source.SourceConsumer`` (a librdkafka consumer, group ``<worker_id>-decode``), not
+a faust agent: per record, faust costs more than this whole step. Frames (``internal.py``): valid events are
+collected per target partition and sent as one record per partition when a frame is full, every
+``source.FRAME_LINGER_S`` and before every offset commit, so an event whose offset is committed has always been
+handed to the outbox, which is flushed before the commit.
 
 The dead-letter ratio guard (``dead_letter_max_ratio`` over the last ``dead_letter_min_events`` records) stops
 the worker with a critical log line and exit code 1 instead of diverting everything quietly.
@@ -22,11 +24,11 @@ the worker with a critical log line and exit code 1 instead of diverting everyth
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import faust
+from confluent_kafka import Message
 
 from touchpoint.dead_letter import KIND_INVALID, KIND_UNDECODABLE, DeadLetter
 from touchpoint.errors import InvalidEventError, ValidationError
@@ -34,12 +36,10 @@ from touchpoint.schemas.validation import validate_event
 from touchpoint.streams import internal
 from touchpoint.streams.app import WorkerContext
 from touchpoint.streams.dead_letters import STAGE, DeadLetterSender
-from touchpoint.streams.topology import identity_topic, journey_topic
+from touchpoint.streams.source import SourceConsumer
+from touchpoint.streams.topology import decode_group, identity_topic, journey_topic
 
 log = logging.getLogger(__name__)
-
-FRAME_LINGER_S = 0.1  # the longest a valid event waits in an open frame (adds to end-to-end latency)
-
 
 def check(ctx: WorkerContext, value: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
     """Decode and validate one raw value: (event, "", "") or (None, kind, reason)."""
@@ -56,11 +56,6 @@ def check(ctx: WorkerContext, value: bytes | None) -> tuple[dict[str, Any] | Non
         log.exception("decoding or validating a record failed unexpectedly")
         return None, KIND_UNDECODABLE, f"decoder failed: {type(exc).__name__}: {exc}"
     return event, "", ""
-
-
-async def _park() -> None:
-    """Wait until the worker stop cancels this agent (faust only waits for *acked* events at stop)."""
-    await asyncio.Event().wait()
 
 
 class Framer:
@@ -106,38 +101,42 @@ class Framer:
         self.outbox.send(self.journey_topic, internal.encode_journey_frame(items), partition=partition)
 
 
+class DecodeStep:
+    """``handle`` one record of the events topic: frame a valid event, dead-letter anything else."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.framer = Framer(ctx)
+        self.dead = DeadLetterSender(ctx.outbox, ctx.settings.dead_letter_topic)
+
+    def handle(self, msg: Message) -> bool:
+        """False once the dead-letter ratio guard has stopped the worker (this record is handled: dead-lettered)."""
+        ctx = self.ctx
+        value = msg.value()
+        decoded, kind, reason = check(ctx, value)
+        if decoded is not None:
+            ctx.guard.record(False)
+            self.framer.add(decoded)
+            return True
+        topic = msg.topic() or ""
+        self.dead.send(DeadLetter(key=msg.key(), value=value, reason=reason, kind=kind, stage=STAGE, topic=topic,
+                                  partition=msg.partition() or 0, offset=msg.offset() or 0),
+                       headers=msg.headers())
+        if not ctx.guard.record(True):
+            return True
+        ctx.fail(
+            f"more than {ctx.guard.max_ratio:.0%} of the last {ctx.guard.window} records on {topic} were "
+            f"dead-lettered (last: {kind}: {reason}); see the dead-letter topic {ctx.settings.dead_letter_topic}, "
+            "fix the producers, then restart the worker (or raise TOUCHPOINT_DEAD_LETTER_MAX_RATIO)"
+        )
+        return False  # records after this one stay uncommitted and are read again by the next start
+
+
 def register(app: faust.App, ctx: WorkerContext) -> None:
-    settings = ctx.settings
-    source = app.topic(settings.events_topic)
-    dead = DeadLetterSender(ctx.outbox, settings.dead_letter_topic)
-    guard = ctx.guard
-    framer = Framer(ctx)
-    ctx.before_commit.append(framer.flush)
+    step = DecodeStep(ctx)
+    source = SourceConsumer(ctx.settings, ctx.settings.events_topic, decode_group(ctx.settings), outbox=ctx.outbox,
+                            handle=step.handle, flush_frames=step.framer.flush)
 
-    @app.timer(FRAME_LINGER_S)
-    async def flush_frames() -> None:
-        framer.flush()
-
-    @app.agent(source, name="decode")
-    async def decode(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            msg = event.message
-            decoded, kind, reason = check(ctx, msg.value)
-            if decoded is None:
-                dead.send(DeadLetter(key=msg.key, value=msg.value, reason=reason, kind=kind, stage=STAGE,
-                                     topic=msg.topic, partition=msg.partition, offset=msg.offset),
-                          headers=msg.headers)
-                if guard.record(True):
-                    ctx.fail(
-                        f"more than {guard.max_ratio:.0%} of the last {guard.window} records on {msg.topic} were "
-                        f"dead-lettered (last: {kind}: {reason}); see the dead-letter topic "
-                        f"{settings.dead_letter_topic}, fix the producers, then restart the worker "
-                        "(or raise TOUCHPOINT_DEAD_LETTER_MAX_RATIO)"
-                    )
-                    # This record is handled (dead-lettered): ack it so the stop commits it, then take no more.
-                    # Records after it stay uncommitted and are read again by the next start.
-                    event.ack()
-                    await _park()
-                continue
-            guard.record(False)
-            framer.add(decoded)
+    @app.task
+    async def decode() -> None:
+        await source.run()

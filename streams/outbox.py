@@ -4,9 +4,9 @@ Why not faust's producer: a send through faust + aiokafka costs ~0.1 ms of Pytho
 librdkafka ``produce`` is a few µs of C and batches in its own threads. The worker sends ~2 records per event
 (frames, snapshots, metric windows, merges, dead letters), so this is most of its time.
 
-Guarantee (at-least-once, as before): faust commits consumer offsets only after ``app.producer.flush()``;
-``install`` wraps that flush so it first runs the steps' pre-commit hooks (the decode step hands over its open
-frames), then waits until librdkafka has every record acknowledged, then runs faust's own flush (table changelogs).
+Guarantee (at-least-once): faust commits consumer offsets only after ``app.producer.flush()``; ``install`` wraps
+that flush so it first waits until librdkafka has every record acknowledged, then runs faust's own flush (table
+changelogs). The events topic's consumer (``source.py``) flushes the outbox itself before its commits.
 A record librdkafka gives up on (after ``message.timeout.ms``) fails the flush, so the offsets are not committed,
 and stops the worker loudly: a restart replays from the last commit.
 
@@ -104,6 +104,14 @@ class Outbox:
             if time.monotonic() > deadline:
                 raise DeliveryFailed(f"{remaining} records still unacknowledged after {timeout:.0f}s; is Kafka up?")
 
+    def drain(self, timeout: float = FLUSH_TIMEOUT_S) -> None:
+        """The blocking ``flush``, for callbacks that cannot await (a rebalance, the stop)."""
+        remaining = self._producer.flush(timeout)
+        if self.failure is not None:
+            raise DeliveryFailed(self.failure)
+        if remaining:
+            raise DeliveryFailed(f"{remaining} records still unacknowledged after {timeout:.0f}s; is Kafka up?")
+
     def take_acked(self) -> dict[tuple[str, int], int]:
         """Highest acknowledged offset per (topic, partition) since the last call (``track_offsets`` only)."""
         acked, self._acked = self._acked, {}
@@ -114,16 +122,12 @@ class Outbox:
         return int(self._producer.flush(timeout))
 
 
-def install(app: Any, outboxes: list[Outbox], before_commit: list[Callable[[], None]],
-            after_flush: list[Callable[[], None]]) -> None:
-    """Make faust's pre-commit ``producer.flush()`` hand over open frames, drain every outbox, then run the
-    ``after_flush`` hooks (recording the changelog offsets now safe in Kafka) before faust's own flush."""
+def install(app: Any, outboxes: list[Outbox], after_flush: list[Callable[[], None]]) -> None:
+    """Make faust's pre-commit ``producer.flush()`` drain every outbox, then run the ``after_flush`` hooks (recording the changelog offsets now safe in Kafka) before faust's own flush."""
     producer = app.producer
     faust_flush = producer.flush
 
     async def flush() -> None:
-        for hook in before_commit:
-            hook()
         for outbox in outboxes:
             await outbox.flush()
         for hook in after_flush:

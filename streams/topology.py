@@ -37,6 +37,11 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+def decode_group(settings: Settings) -> str:
+    """Consumer group of the events topic (``source.SourceConsumer``); faust's own group is ``worker_id``."""
+    return f"{settings.worker_id}-decode"
+
+
 def identity_topic(settings: Settings) -> str:
     return f"{settings.worker_id}-identity-repartition"
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError, StoreUnavailableError, TouchpointError
 from touchpoint.cli.supervise import ChildSpec, touchpoint_command
+from touchpoint.streams.topology import decode_group
 
 Say = Callable[[str], None]
 
@@ -150,7 +151,7 @@ class StatusCollector:
         self.worker_ports = worker_ports
         self.store = StoreReader(settings)
         conf = settings.kafka_config(**{"enable.auto.commit": False, "log_level": 0})
-        self._worker = Consumer({**conf, "group.id": settings.worker_id})
+        self._worker = Consumer({**conf, "group.id": decode_group(settings)})
         self._sink = Consumer({**conf, "group.id": settings.sink_group})
 
     def close(self) -> None:

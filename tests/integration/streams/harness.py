@@ -161,6 +161,18 @@ class Pipeline:
         finally:
             c.close()
 
+    def uncommitted_events(self) -> int:
+        """Records of the events topic past the offsets committed by the workers' events group ``<id>-decode``."""
+        topic = self.topic("events")
+        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"{self.worker_id}-decode",
+                      "enable.auto.commit": False})
+        try:
+            parts = [TopicPartition(topic, p) for p in c.list_topics(topic, timeout=10).topics[topic].partitions]
+            committed = c.committed(parts, timeout=10)
+            return sum(c.get_watermark_offsets(tp, timeout=10)[1] - max(tp.offset, 0) for tp in committed)
+        finally:
+            c.close()
+
     def journeys(self) -> dict[str, dict[str, Any]]:
         return newest_journeys(self.read("journeys", "journey_snapshot"))
 

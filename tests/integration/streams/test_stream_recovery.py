@@ -84,8 +84,10 @@ def uninterrupted(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
     try:
         result = _settle(p, len(events))
         assert worker.stop() == 0
-        # Stopping cleanly sent nothing that changes the result.
+        # Stopping cleanly sent nothing that changes the result, and committed every event it had handled:
+        # a restart re-reads nothing.
         assert (_live(p), p.metric_totals()) == result
+        assert p.uncommitted_events() == 0
         return result
     finally:
         if worker.proc and worker.proc.poll() is None:

@@ -21,7 +21,16 @@ def test_an_undeliverable_record_fails_the_flush_and_reports_why() -> None:
     assert len(reasons) == 1 and "not delivered" in reasons[0]
 
 
-def test_install_runs_the_hooks_and_drains_before_faust_flushes() -> None:
+def test_the_blocking_drain_fails_the_same_way() -> None:
+    """A rebalance callback or the stop cannot await: ``drain`` must refuse to let offsets be committed too."""
+    settings = Settings(kafka_bootstrap_servers=f"127.0.0.1:{free_port()}")
+    outbox = Outbox(settings, overrides={"message.timeout.ms": 300})
+    outbox.send("t.events", b"v", b"k")
+    with pytest.raises(DeliveryFailed, match="t.events"):
+        outbox.drain(timeout=20)
+
+
+def test_install_drains_then_runs_the_hooks_before_faust_flushes() -> None:
     calls: list[str] = []
 
     class FakeOutbox:
@@ -36,6 +45,6 @@ def test_install_runs_the_hooks_and_drains_before_faust_flushes() -> None:
         producer = FakeProducer()
 
     app = FakeApp()
-    install(app, [FakeOutbox(), FakeOutbox()], [lambda: calls.append("frames")], [lambda: calls.append("offsets")])  # type: ignore[list-item]
+    install(app, [FakeOutbox(), FakeOutbox()], [lambda: calls.append("offsets")])  # type: ignore[list-item]
     asyncio.run(app.producer.flush())
-    assert calls == ["frames", "outbox", "outbox", "offsets", "faust"]
+    assert calls == ["outbox", "outbox", "offsets", "faust"]
