@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     max_string_bytes: int = Field(64 * 1024, ge=1, description="Longest string field an event may carry.")
 
     # --- worker (streams) -----------------------------------------------------------------------
-    worker_id: str = Field("touchpoint-worker", description="Faust app id: workers with the same id share the work.")
+    worker_id: str = Field("touchpoint-worker", description="Faust app id: workers with the same id share the work (consumer groups <id> and <id>-decode).")
     worker_web_port: int = Field(6066, description="Worker web port; Prometheus scrapes /metrics here.")
     dedup_horizon_days: float = Field(7.0, gt=0, description="How long an event_id is remembered for dedup.")
     journey_inactivity_days: float = Field(30.0, gt=0, description="Inactivity gap after which a new journey opens.")

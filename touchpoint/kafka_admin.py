@@ -233,3 +233,15 @@ def delete_topics(settings: Settings, names: list[str], timeout: float = 30.0) -
             err = exc.args[0] if exc.args else None
             if not (isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
                 raise PermanentError(f"deleting topic {name} failed: {_describe(exc)}") from exc
+
+
+def members_holding_partitions(settings: Settings, group: str) -> int:
+    """How many members of consumer group ``group`` hold partitions now (0 while it is rebalancing or absent)."""
+    admin = admin_client(settings)  # held while the future runs: a collected client never answers
+    try:
+        desc = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    except Exception:  # noqa: BLE001 - the group does not exist yet, or the broker is busy: "not ready"
+        return 0
+    if str(desc.state).rsplit(".", 1)[-1] != "STABLE":
+        return 0
+    return sum(1 for m in desc.members if m.assignment and m.assignment.topic_partitions)

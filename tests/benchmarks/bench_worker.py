@@ -3,10 +3,12 @@
 Assumptions: run from the repo with the project venv; Kafka at KAFKA_BOOTSTRAP_SERVERS (default the dev broker
 127.0.0.1:29092); fresh topics per run (prefix ``bench<random>``), 4 partitions. Usage:
 
-    .venv/bin/python tests/benchmarks/bench_worker.py [N=100000] [--profile out.prof]
+    .venv/bin/python tests/benchmarks/bench_worker.py [N=100000] [--simulated] [--profile out.prof]
 
 1. Pre-load N events (a realistic mix: anonymous ad clicks and page views, logins at checkout, deliveries,
-   surveys, support, emails; ~1/3 of people anonymous first) into the events topic.
+   surveys, support, emails; ~1/3 of people anonymous first) into the events topic. With ``--simulated`` the
+   events are the first N of `touchpoint simulate` (30 days of longer journeys, duplicates and late arrivals;
+   the allowed lateness is raised to the span, as `touchpoint bench` does).
 2. Baseline: a plain confluent-kafka Consumer reads all N and decodes each with ``AvroCodec.decode``.
 3. Worker: start `touchpoint worker` (a subprocess, as users run it); poll its /metrics every 0.5 s; the rate is
    measured from the first to the last processed event (``touchpoint_stream_events_processed_total``), so
@@ -55,6 +57,12 @@ def make_events(n: int) -> list[dict]:
     return events[:n]
 
 
+def simulated_events(n: int) -> list[dict]:
+    from touchpoint.producers.simulator import SimulationConfig, simulate
+
+    return simulate(SimulationConfig(customers=max(100, n // 10), seed=1)).arrived[:n]
+
+
 def baseline(p: Pipeline, n: int) -> float:
     topic = p.topic("events")
     c = Consumer({"bootstrap.servers": p.bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
@@ -90,8 +98,8 @@ def processed(port: int) -> float:
             text = r.read().decode()
     except OSError:
         return -1.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("touchpoint_stream_events_processed_total{"))
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()  # duplicates are handled events too
+               if line.startswith(("touchpoint_stream_events_processed_total{", "touchpoint_stream_duplicates_total ")))
 
 
 def run_worker(p: Pipeline, n: int, profile: str | None) -> float:
@@ -142,15 +150,20 @@ def main() -> None:
         i = args.index("--profile")
         profile = args[i + 1]
         del args[i: i + 2]
+    simulated = "--simulated" in args
+    if simulated:
+        args.remove("--simulated")
     n = int(args[0]) if args else 100_000
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:29092")
     tmp = Path(tempfile.mkdtemp(prefix="bench-worker-"))
-    p = Pipeline(bootstrap, tmp, partitions=PARTITIONS)
+    env = {"TOUCHPOINT_ALLOWED_LATENESS_SECONDS": str(31 * 86400)} if simulated else {}
+    p = Pipeline(bootstrap, tmp, partitions=PARTITIONS, extra_env=env)
     p.create_topics()
     print(f"generating and pre-loading {n} events into {p.topic('events')} ...", flush=True)
-    events = make_events(n)
+    events = simulated_events(n) if simulated else make_events(n)
+    n = len(events)
     t = time.perf_counter()
-    p.send_events(events, partition_of=partial(person_partition, partitions=PARTITIONS))
+    p.send_events(events, partition_of=None if simulated else partial(person_partition, partitions=PARTITIONS))
     print(f"pre-loaded in {time.perf_counter() - t:.1f}s", flush=True)
 
     base = baseline(p, n)

@@ -49,6 +49,23 @@ def _wait_ready(reader: StoreReader, db: str, stop: StopSignal, supervisor: Supe
         stop.wait(0.5)
 
 
+def _wait_workers(settings: Any, workers: int, stop: StopSignal, supervisor: Supervisor, timeout: float = 120) -> None:
+    """Until every worker holds partitions of both its groups: start-up is not part of sustained throughput."""
+    from touchpoint.kafka_admin import members_holding_partitions
+    from touchpoint.streams.topology import decode_group
+
+    expected = min(workers, settings.topic_partitions)
+    deadline = time.monotonic() + timeout
+    while not stop.stopping:
+        supervisor.check()
+        if all(members_holding_partitions(settings, g) >= expected for g in (settings.worker_id, decode_group(settings))):
+            return
+        if time.monotonic() > deadline:
+            raise TouchpointError(f"the workers did not join their consumer groups within {timeout:.0f}s; see "
+                                  f"their logs in {log_dir(settings)}")
+        stop.wait(0.5)
+
+
 def throughput_phase(settings: Any, reader: StoreReader, events: list[dict[str, Any]], unique: int, stop: StopSignal,
                      supervisor: Supervisor, timeout: float) -> dict[str, float]:
     from touchpoint.producers.simulator import produce
@@ -165,6 +182,7 @@ def bench(
         try:
             reader = StoreReader(settings)
             _wait_ready(reader, settings.clickhouse_database, stop, supervisor)
+            _wait_workers(settings, workers, stop, supervisor)
             n, unique = len(sim.arrived), sim.truth["events"]
             _err.print(f"throughput phase: {n:,} events ({unique:,} unique) from {customers:,} customers, as fast as possible")
             marks = throughput_phase(settings, reader, sim.arrived, unique, stop, supervisor, timeout)

@@ -110,16 +110,10 @@ class Pipeline:
 
     def group_members_with_partitions(self) -> int:
         """How many members of the worker group (faust app id = TOUCHPOINT_WORKER_ID) hold partitions now."""
-        from confluent_kafka.admin import AdminClient
+        from touchpoint.config import Settings
+        from touchpoint.kafka_admin import members_holding_partitions
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
-        try:
-            desc = admin.describe_consumer_groups([self.worker_id])[self.worker_id].result(timeout=10)
-        except Exception:  # the group does not exist yet
-            return 0
-        if str(desc.state).rsplit(".", 1)[-1] != "STABLE":
-            return 0
-        return sum(1 for m in desc.members if m.assignment and m.assignment.topic_partitions)
+        return members_holding_partitions(Settings(kafka_bootstrap_servers=self.bootstrap), self.worker_id)
 
     def stop_all(self) -> None:
         for w in self.workers:
