@@ -35,6 +35,7 @@ class WorkerContext:
     datadir: Path
     outbox: Outbox  # every record but table changelogs
     changelog: Outbox  # table changelog records (tracks acknowledged offsets)
+    before_flush: list[Callable[[], object]] = field(default_factory=list)  # hooks run before every offset commit
     after_flush: list[Callable[[], None]] = field(default_factory=list)  # hooks run once both outboxes are flushed
     table_writers: list[Any] = field(default_factory=list)  # streams.tables.TableWriter of each table
     fatal_reason: str | None = None
@@ -124,7 +125,8 @@ def _persist(ctx: WorkerContext) -> None:
 
 def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Path | None = None) -> tuple[faust.App, WorkerContext]:
     """Build the worker App with every step registered. Nothing connects to Kafka until the App starts."""
-    from touchpoint.streams import decode_step, identity_step, journey_step, web
+    from touchpoint.streams import decode_step, identity_step, journey_step, seek_fix, web
+    from touchpoint.streams.topology import identity_topic, journey_topic
 
     port = web_port if web_port is not None else settings.worker_web_port
     datadir = worker_datadir(settings, port, data_dir)
@@ -143,5 +145,6 @@ def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Pat
     journey_step.register(app, ctx)
     web.register(app, ctx)
     ctx.after_flush.insert(0, lambda: _persist(ctx))
-    install(app, [ctx.outbox, ctx.changelog], ctx.after_flush)
+    install(app, [ctx.outbox, ctx.changelog], ctx.before_flush, ctx.after_flush)
+    seek_fix.install(app.consumer, [identity_topic(settings), journey_topic(settings)])
     return app, ctx

@@ -139,4 +139,8 @@ def register(app: faust.App, ctx: WorkerContext) -> None:
 
     @app.task
     async def decode() -> None:
-        await source.run()
+        try:
+            await source.run()
+        except Exception as exc:  # without this task the worker would run on, reading nothing: stop it loudly
+            log.exception("reading %s failed", ctx.settings.events_topic)
+            ctx.fail(f"reading {ctx.settings.events_topic} failed: {exc}; check the broker, then restart the worker")

@@ -19,8 +19,11 @@ position they absorbed. That is why windows and journeys share a table instead o
 processed without yielding to the event loop (sends go to the outbox, which never awaits), so no rebalance
 callback or timer runs halfway through one.
 
-Snapshots: the newest JourneySnapshot of every journey id a frame changed (superseded ids too) is sent after the
-frame's writes, keyed by journey_id. A duplicate re-sends the owner's current snapshots and those of the ids it
+Snapshots: the newest JourneySnapshot of every journey id a frame changed (superseded ids too) is kept as pending
+after the frame's writes and sent, keyed by journey_id, every ``SNAPSHOT_LINGER_S``, before every offset commit (the
+outbox's ``before_flush`` hook), at a revocation and at shutdown: a journey changed by several frames within the
+linger is encoded and sent once (during a backlog most are), and no offset is committed before the snapshots of its
+frame are handed to the outbox. A duplicate re-sends the owner's current snapshots and those of the ids it
 retired (same versions): after a crash the state may be stored while its snapshots were lost. Windows changed since
 their last snapshots are sent every second and on shutdown; after every rebalance, once the tables are recovered,
 every window held is re-sent (the "already emitted" mark lives only in memory, and window snapshots are not tied
@@ -60,6 +63,7 @@ from touchpoint.streams.windows import WindowState
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
+SNAPSHOT_LINGER_S = 0.5  # the longest a journey snapshot waits for a newer version of itself
 PRUNE_INTERVAL_MS = 10_000
 
 
@@ -116,6 +120,7 @@ class JourneyStep:
         self.windows: dict[bytes, WindowState] = {}
         self.watermarks: dict[int, int | None] = {}
         self.emitter = WindowEmitter(ctx.outbox, ctx.codec, settings.metrics_topic)
+        self.pending: dict[str, dict[str, Any]] = {}  # journey_id -> newest snapshot not sent yet
         self.last_prune: dict[int, int] = {}
         self.owners_open = 0
         self.assigned_at: float | None = None
@@ -168,8 +173,7 @@ class JourneyStep:
             self.emitter.mark(wkey, window)
         for key, state in frame.states.items():
             self.states.put(key, state, p)
-        for snap in frame.snapshots.values():
-            self._send_snapshot(snap)
+        self.pending.update(frame.snapshots)
         self._prune_windows(p, wm, now)
 
     def _one(self, msg: Any, item: Any, index: int, position: int, wm: int | None, now: int, frame: _Frame) -> int | None:
@@ -254,6 +258,13 @@ class JourneyStep:
         if state is not None:
             frame.states[key] = state
 
+    def flush_snapshots(self) -> int:
+        """Send every pending journey snapshot; returns how many went out."""
+        pending, self.pending = self.pending, {}
+        for snap in pending.values():
+            self._send_snapshot(snap)
+        return len(pending)
+
     def _send_snapshot(self, snap: dict[str, Any]) -> None:
         try:
             value = self.codec.encode(snap, "journey_snapshot")
@@ -320,6 +331,7 @@ class JourneyStep:
         self.needs_rescan = True
 
     def on_revoked(self) -> None:
+        self.flush_snapshots()
         self.assigned_at = time.monotonic()
         self.needs_rescan = True
         self.states.clear_cache()
@@ -341,6 +353,12 @@ def register(app: faust.App, ctx: WorkerContext) -> JourneyStep:
     async def flush_windows() -> None:
         step.flush_windows()
 
+    @app.timer(SNAPSHOT_LINGER_S)
+    async def flush_snapshots() -> None:
+        step.flush_snapshots()
+
+    ctx.before_flush.append(step.flush_snapshots)
+
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
     async def _revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
         step.on_revoked()
@@ -351,7 +369,7 @@ def register(app: faust.App, ctx: WorkerContext) -> JourneyStep:
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
     async def _flush_on_shutdown(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
-        sent = step.flush_windows()
-        log.info("shutdown: sent %d pending window snapshots", sent)
+        journeys_sent, windows_sent = step.flush_snapshots(), step.flush_windows()
+        log.info("shutdown: sent %d pending journey and %d window snapshots", journeys_sent, windows_sent)
 
     return step

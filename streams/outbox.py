@@ -5,7 +5,8 @@ librdkafka ``produce`` is a few µs of C and batches in its own threads. The wor
 (frames, snapshots, metric windows, merges, dead letters), so this is most of its time.
 
 Guarantee (at-least-once): faust commits consumer offsets only after ``app.producer.flush()``; ``install`` wraps
-that flush so it first waits until librdkafka has every record acknowledged, then runs faust's own flush (table
+that flush so it first hands over what the steps hold back (pending journey snapshots), waits until librdkafka has
+every record acknowledged, then runs faust's own flush (table
 changelogs). The events topic's consumer (``source.py``) flushes the outbox itself before its commits.
 A record librdkafka gives up on (after ``message.timeout.ms``) fails the flush, so the offsets are not committed,
 and stops the worker loudly: a restart replays from the last commit.
@@ -122,12 +123,16 @@ class Outbox:
         return int(self._producer.flush(timeout))
 
 
-def install(app: Any, outboxes: list[Outbox], after_flush: list[Callable[[], None]]) -> None:
-    """Make faust's pre-commit ``producer.flush()`` drain every outbox, then run the ``after_flush`` hooks (recording the changelog offsets now safe in Kafka) before faust's own flush."""
+def install(app: Any, outboxes: list[Outbox], before_flush: list[Callable[[], object]],
+            after_flush: list[Callable[[], None]]) -> None:
+    """Make faust's pre-commit ``producer.flush()`` run the ``before_flush`` hooks (pending journey snapshots go to
+    the outbox), drain every outbox, then run the ``after_flush`` hooks (recording the changelog offsets now safe in Kafka) before faust's own flush."""
     producer = app.producer
     faust_flush = producer.flush
 
     async def flush() -> None:
+        for hook in before_flush:
+            hook()
         for outbox in outboxes:
             await outbox.flush()
         for hook in after_flush:

@@ -99,9 +99,12 @@ class SourceConsumer:
         self.positions[(self.topic, message.partition() or 0)] = (message.offset() or 0) + 1
         return go_on
 
-    def _due(self, only: set[TP] | None = None) -> list[TopicPartition]:
+    def _due(self, only: set[TP] | None = None, *, again: bool = False) -> list[TopicPartition]:
+        """Positions of assigned partitions to commit: those moved since the last commit, or all with ``again``
+        (an asynchronous commit may have failed unseen)."""
         return [TopicPartition(t, p, o) for (t, p), o in self.positions.items()
-                if (t, p) in self.assigned and (only is None or (t, p) in only) and self.committed.get((t, p)) != o]
+                if (t, p) in self.assigned and (only is None or (t, p) in only)
+                and (again or self.committed.get((t, p)) != o)]
 
     async def commit(self) -> None:
         """Hand over open frames, wait until Kafka has them, then commit what they cover (asynchronously)."""
@@ -128,7 +131,7 @@ class SourceConsumer:
             self.failed = True
             self.stopping = True
             return
-        self._commit(self._due(only), asynchronous=False)
+        self._commit(self._due(only, again=True), asynchronous=False)
 
     def _commit(self, offsets: list[TopicPartition], *, asynchronous: bool) -> None:
         if not offsets or self._consumer is None:

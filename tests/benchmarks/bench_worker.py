@@ -86,6 +86,17 @@ def baseline(p: Pipeline, n: int) -> float:
     return n / elapsed
 
 
+def records(p: Pipeline, name: str) -> int:
+    """Records in topic ``name`` (sum of end offsets)."""
+    topic = p.topic(name)
+    c = Consumer({"bootstrap.servers": p.bootstrap, "group.id": f"bench-{uuid.uuid4().hex}"})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(c.get_watermark_offsets(TopicPartition(topic, q), timeout=10)[1] for q in parts)
+    finally:
+        c.close()
+
+
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all its threads), from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -171,6 +182,8 @@ def main() -> None:
     ours = run_worker(p, n, profile)
     print(f"touchpoint worker (decode, identity, journeys, windows, snapshots): {ours:,.0f} events/s")
     print(f"ratio worker/baseline: {ours / base:.3f}")
+    snapshots = records(p, "journeys")
+    print(f"journey snapshots sent: {snapshots:,} ({snapshots / n:.2f} per event)")
     if profile:
         stats = pstats.Stats(profile)
         stats.sort_stats("tottime").print_stats(30)

@@ -30,7 +30,7 @@ def test_the_blocking_drain_fails_the_same_way() -> None:
         outbox.drain(timeout=20)
 
 
-def test_install_drains_then_runs_the_hooks_before_faust_flushes() -> None:
+def test_install_runs_the_hooks_around_the_drain_before_faust_flushes() -> None:
     calls: list[str] = []
 
     class FakeOutbox:
@@ -45,6 +45,7 @@ def test_install_drains_then_runs_the_hooks_before_faust_flushes() -> None:
         producer = FakeProducer()
 
     app = FakeApp()
-    install(app, [FakeOutbox(), FakeOutbox()], [lambda: calls.append("offsets")])  # type: ignore[list-item]
+    install(app, [FakeOutbox(), FakeOutbox()], [lambda: calls.append("snapshots")],  # type: ignore[list-item]
+            [lambda: calls.append("offsets")])
     asyncio.run(app.producer.flush())
-    assert calls == ["outbox", "outbox", "offsets", "faust"]
+    assert calls == ["snapshots", "outbox", "outbox", "offsets", "faust"]
