@@ -31,7 +31,6 @@ Undecodable records of the other topics are dead-lettered here (kind ``undecodab
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -420,13 +419,7 @@ class SinkLoop:
             self._watermarks.pop((tp.topic, tp.partition), None)
 
     def _on_stats(self, stats_json: str) -> None:
-        try:
-            stats = json.loads(stats_json)
-        except ValueError:
-            return
-        for topic, data in stats.get("topics", {}).items():
-            lag = sum(max(p.get("consumer_lag", -1), 0) for pid, p in data.get("partitions", {}).items()
-                      if pid != "-1" and (topic, int(pid)) in self._assigned)
+        for topic, lag in m.lag_by_topic(stats_json, self._assigned).items():
             m.SINK_CONSUMER_LAG.labels(topic).set(lag)
 
     # --- logging ------------------------------------------------------------------------------------------

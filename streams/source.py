@@ -27,6 +27,7 @@ from typing import Any, Callable
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from touchpoint.errors import BrokerUnavailableError
+from touchpoint.metrics import STREAM_CONSUMER_LAG, lag_by_topic
 from touchpoint.streams.outbox import DeliveryFailed, Outbox
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ class SourceConsumer:
             "partition.assignment.strategy": "range",  # eager: a rebalance revokes all, committed first
             "enable.partition.eof": False,
             "fetch.wait.max.ms": 50,  # the broker answers an empty fetch after 50 ms (latency, not load)
+            "statistics.interval.ms": 5000,  # consumer lag for /metrics (served from consume(), this thread)
+            "stats_cb": self._on_stats,
         })
         self.positions: dict[TP, int] = {}  # next offset per partition handled so far
         self.committed: dict[TP, int] = {}
@@ -147,6 +150,11 @@ class SourceConsumer:
             return
         for tp in offsets:
             self.committed[(tp.topic, tp.partition)] = tp.offset
+
+    def _on_stats(self, stats_json: str) -> None:
+        lag = lag_by_topic(stats_json, self.assigned).get(self.topic)
+        if lag is not None:
+            STREAM_CONSUMER_LAG.labels(self.topic).set(lag)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned.update((tp.topic, tp.partition) for tp in partitions)

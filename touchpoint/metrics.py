@@ -44,6 +44,10 @@ STREAM_MERGES = Counter("touchpoint_stream_identity_merges_total", "Anonymous id
 STREAM_LATE_EVENTS = Counter(
     "touchpoint_stream_late_events_total", "Events older than the allowed lateness (kept in journeys, counted as late).", registry=REGISTRY
 )
+STREAM_CONSUMER_LAG = Gauge(
+    "touchpoint_stream_consumer_lag_messages", "Events-topic messages not yet read by this worker (its partitions), by topic.",
+    ["topic"], registry=REGISTRY,
+)
 STREAM_RECOVERY_SECONDS = Gauge("touchpoint_stream_table_recovery_seconds", "Duration of the last table recovery.", registry=REGISTRY)
 
 # --- sinks -----------------------------------------------------------------------------------
@@ -77,6 +81,20 @@ SINK_SQL_QUERY_SECONDS = Histogram(
     "touchpoint_sink_sql_query_seconds", "Duration of a read-only SQL port request that ran a statement.",
     buckets=_LATENCY_BUCKETS, registry=REGISTRY,
 )
+
+
+def lag_by_topic(stats_json: str, assigned: set[tuple[str, int]]) -> dict[str, int]:
+    """Messages behind the log end per topic, over the ``assigned`` (topic, partition)s, from librdkafka's
+    statistics JSON (``stats_cb``); an unknown lag (-1, before the first fetch) counts as 0."""
+    import json
+
+    try:
+        stats = json.loads(stats_json)
+    except ValueError:
+        return {}
+    return {topic: sum(max(p.get("consumer_lag", -1), 0) for pid, p in data.get("partitions", {}).items()
+                       if pid != "-1" and (topic, int(pid)) in assigned)
+            for topic, data in stats.get("topics", {}).items()}
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> None:

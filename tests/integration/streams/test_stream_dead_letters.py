@@ -40,6 +40,10 @@ def test_poison_messages_are_dead_lettered_once_while_good_events_flow(pipeline:
 
     wait_until(lambda: live_events() == 12, timeout=60, what="all 12 good events in journeys")
     wait_until(lambda: len(pipeline.read("dead-letters")) >= 4, timeout=30, what="4 dead letters")
+    # Every record of the events topic, poison included, was read: the worker's lag gauge says so (librdkafka
+    # statistics every 5 s).
+    lag_line = f'touchpoint_stream_consumer_lag_messages{{topic="{pipeline.topic("events")}"}} 0.0'
+    wait_until(lambda: lag_line in worker.metrics_text(), timeout=30, what="consumer lag 0 on /metrics")
     assert worker.stop() == 0
     letters = pipeline.read("dead-letters")
     assert len(letters) == 4, [(k, parse_headers(h)) for k, _, h, _, _ in letters]
