@@ -196,7 +196,7 @@ class JourneyStep:
             return wm
 
         if result.duplicate:
-            if not is_merge_marker(event):
+            if not restitched and not is_merge_marker(event):  # input events only, not the login's internal copies
                 STREAM_DUPLICATES.inc()
             if result.state is not None:  # the state may be stored while its snapshots were lost: re-send them
                 for snap in snapshots_of(result.state, self.cfg, now):
