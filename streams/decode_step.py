@@ -135,7 +135,8 @@ class DecodeStep:
 def register(app: faust.App, ctx: WorkerContext) -> None:
     step = DecodeStep(ctx)
     source = SourceConsumer(ctx.settings, ctx.settings.events_topic, decode_group(ctx.settings), outbox=ctx.outbox,
-                            handle=step.handle, flush_frames=step.framer.flush)
+                            handle=step.handle, flush_frames=step.framer.flush,
+                            legacy_group=ctx.settings.worker_id)  # faust's group read the events topic until 2026-12
 
     @app.task
     async def decode() -> None:

@@ -44,9 +44,11 @@ class SourceConsumer:
     """Consume ``topic`` until stopped; ``handle(message)`` returns False to stop after that message."""
 
     def __init__(self, settings: Any, topic: str, group: str, *, outbox: Outbox, handle: Callable[[Message], bool],
-                 flush_frames: Callable[[], None]) -> None:
+                 flush_frames: Callable[[], None], legacy_group: str | None = None) -> None:
+        """``legacy_group``: the group that read ``topic`` before this one (see ``_continue_legacy``)."""
         self.topic = topic
         self.group = group
+        self.legacy_group = legacy_group
         self.outbox = outbox
         self.handle = handle
         self.flush_frames = flush_frames
@@ -159,6 +161,38 @@ class SourceConsumer:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned.update((tp.topic, tp.partition) for tp in partitions)
         log.info("%s partitions assigned: %s", self.topic, sorted(tp.partition for tp in partitions))
+        if self.legacy_group:
+            self._continue_legacy(consumer, partitions)
+
+    def _continue_legacy(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Start partitions this group never committed where ``legacy_group`` stopped (an upgrade from a worker
+        whose faust agent read the events topic): re-reading the whole topic would count events again whose
+        ids the journey state has already forgotten (dedup horizon)."""
+        try:
+            ours = consumer.committed(partitions, timeout=10)
+            fresh = [TopicPartition(tp.topic, tp.partition) for tp in ours if tp.offset < 0]
+            if not fresh:
+                return
+            legacy = Consumer({**{k: v for k, v in self.config.items() if k != "stats_cb"},
+                               "group.id": self.legacy_group, "statistics.interval.ms": 0})
+            try:
+                theirs = {(tp.topic, tp.partition): tp.offset for tp in legacy.committed(fresh, timeout=10)}
+            finally:
+                legacy.close()
+        except KafkaException as exc:
+            log.warning("could not read the committed offsets of %s (%s); partitions without offsets of their own "
+                        "start at the earliest record", self.legacy_group, exc)
+            return
+        starts = {tp: off for tp, off in theirs.items() if off >= 0}
+        if not starts:
+            return
+        log.warning("%s: continuing from the offsets committed by group %s (the previous worker version) on "
+                    "partitions %s", self.topic, self.legacy_group, sorted(p for _, p in starts))
+        consumer.assign([TopicPartition(tp.topic, tp.partition, starts.get((tp.topic, tp.partition), tp.offset))
+                         for tp in partitions])
+        # Made ours at once: the old group's offsets expire (offsets.retention.minutes) now that nobody commits them.
+        self.positions.update(starts)
+        self._commit(self._due(set(starts), again=True), asynchronous=False)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(tp.topic, tp.partition) for tp in partitions}
