@@ -15,7 +15,7 @@ last commit are processed again: their repartitioned copies are then deduplicate
 The events topic is read by ``source.SourceConsumer`` (a librdkafka consumer, group ``<worker_id>-decode``), not
 a faust agent: per record, faust costs more than this whole step. Frames (``internal.py``): valid events are
 collected per target partition and sent as one record per partition when a frame is full, every
-``source.FRAME_LINGER_S`` and before every offset commit, so an event whose offset is committed has always been
+``FRAME_LINGER_S`` and before every offset commit, so an event whose offset is committed has always been
 handed to the outbox, which is flushed before the commit.
 
 The dead-letter ratio guard (``dead_letter_max_ratio`` over the last ``dead_letter_min_events`` records) stops
@@ -40,6 +40,9 @@ from touchpoint.streams.source import SourceConsumer
 from touchpoint.streams.topology import decode_group, identity_topic, journey_topic
 
 log = logging.getLogger(__name__)
+
+FRAME_LINGER_S = 0.1  # the longest a valid event waits in an open frame (adds to end-to-end latency)
+
 
 def check(ctx: WorkerContext, value: bytes | None) -> tuple[dict[str, Any] | None, str, str]:
     """Decode and validate one raw value: (event, "", "") or (None, kind, reason)."""
@@ -135,7 +138,7 @@ class DecodeStep:
 def register(app: faust.App, ctx: WorkerContext) -> None:
     step = DecodeStep(ctx)
     source = SourceConsumer(ctx.settings, ctx.settings.events_topic, decode_group(ctx.settings), outbox=ctx.outbox,
-                            handle=step.handle, flush_frames=step.framer.flush,
+                            handle=step.handle, flush=step.framer.flush, flush_every=FRAME_LINGER_S,
                             legacy_group=ctx.settings.worker_id)  # faust's group read the events topic until 2026-12
 
     @app.task

@@ -12,7 +12,7 @@ events topic's partitions as they split the internal topics through faust's grou
 Guarantee (at-least-once, ordered per source partition, as with faust): the offset of a record is committed only
 after everything ``handle`` made of it (frames, dead letters) was acknowledged by Kafka: every
 ``COMMIT_INTERVAL_S``, at a rebalance (before the partitions are given up) and at stop, the open frames are handed
-to the outbox (``flush_frames``), the outbox is flushed, then the offsets are committed. A record handled after a
+to the outbox (``flush``), the outbox is flushed, then the offsets are committed. A record handled after a
 crash is handled again; the journey state deduplicates its event, its dead letter repeats the same source
 coordinates.
 """
@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 BATCH = 1_000  # records per consume(): ~10 ms of work, then other agents get the event loop
 IDLE_SLEEP_S = 0.005  # nothing prefetched: look again after this long (bounds the added latency)
 COMMIT_INTERVAL_S = 1.0  # like faust's broker_commit_interval: bounds what a crash replays
-FRAME_LINGER_S = 0.1  # the longest a valid event waits in an open frame (adds to end-to-end latency)
 
 TP = tuple[str, int]
 
@@ -44,14 +43,17 @@ class SourceConsumer:
     """Consume ``topic`` until stopped; ``handle(message)`` returns False to stop after that message."""
 
     def __init__(self, settings: Any, topic: str, group: str, *, outbox: Outbox, handle: Callable[[Message], bool],
-                 flush_frames: Callable[[], None], legacy_group: str | None = None) -> None:
-        """``legacy_group``: the group that read ``topic`` before this one (see ``_continue_legacy``)."""
+                 flush: Callable[[], None], flush_every: float, legacy_group: str | None = None) -> None:
+        """``flush``: hand what ``handle`` holds back (open frames) to the outbox; called every ``flush_every``
+        seconds and before every commit. ``legacy_group``: the group that read ``topic`` before this one (see
+        ``_continue_legacy``)."""
         self.topic = topic
         self.group = group
         self.legacy_group = legacy_group
         self.outbox = outbox
         self.handle = handle
-        self.flush_frames = flush_frames
+        self.flush = flush
+        self.flush_every = flush_every
         self.config = settings.kafka_config(**{
             "group.id": group,
             "enable.auto.commit": False,
@@ -74,7 +76,7 @@ class SourceConsumer:
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost)
         log.info("consuming %s as group %s", self.topic, self.group)
         now = time.monotonic()
-        next_commit, next_frames = now + COMMIT_INTERVAL_S, now + FRAME_LINGER_S
+        next_commit, next_flush = now + COMMIT_INTERVAL_S, now + self.flush_every
         try:
             while not self.stopping:
                 messages = consumer.consume(BATCH, timeout=0)
@@ -83,9 +85,9 @@ class SourceConsumer:
                         self.stopping = True
                         break
                 now = time.monotonic()
-                if now >= next_frames:
-                    self.flush_frames()
-                    next_frames = now + FRAME_LINGER_S
+                if now >= next_flush:
+                    self.flush()
+                    next_flush = now + self.flush_every
                 if now >= next_commit:
                     await self.commit()
                     next_commit = time.monotonic() + COMMIT_INTERVAL_S
@@ -113,10 +115,10 @@ class SourceConsumer:
 
     async def commit(self) -> None:
         """Hand over open frames, wait until Kafka has them, then commit what they cover (asynchronously)."""
-        if self.failed or not self._due():
+        due = [] if self.failed else self._due()
+        if not due:
             return
-        self.flush_frames()
-        due = self._due()
+        self.flush()
         try:
             await self.outbox.flush()
         except DeliveryFailed:  # the outbox already stopped the worker loudly
@@ -129,7 +131,7 @@ class SourceConsumer:
         """The blocking form, for a rebalance callback and the stop (no event loop turn in between)."""
         if self.failed:
             return
-        self.flush_frames()
+        self.flush()
         try:
             self.outbox.drain()
         except DeliveryFailed:

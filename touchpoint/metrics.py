@@ -6,6 +6,8 @@ Stages import the objects they update from here; nothing else creates a metric. 
 
 from __future__ import annotations
 
+import json
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -86,8 +88,6 @@ SINK_SQL_QUERY_SECONDS = Histogram(
 def lag_by_topic(stats_json: str, assigned: set[tuple[str, int]]) -> dict[str, int]:
     """Messages behind the log end per topic, over the ``assigned`` (topic, partition)s, from librdkafka's
     statistics JSON (``stats_cb``); an unknown lag (-1, before the first fetch) counts as 0."""
-    import json
-
     try:
         stats = json.loads(stats_json)
     except ValueError:
