@@ -2,7 +2,7 @@
 # Everything the demo and the tests need on a fresh machine of this kind (Debian, root, Python 3.11+, Java 17,
 # Maven), idempotent: a second run only checks.
 #   1. .venv with the package installed editable, with its test extras
-#   2. kcat, prometheus and promtool from Debian's packages (apt-get update only when something is missing)
+#   2. kcat, prometheus, promtool and chromium from Debian's packages (apt-get update only when something is missing)
 #   3. the Kafka broker's jars, fetched with Maven into the jar cache (deploy/local/kafka.sh fetch)
 # The broker itself is started on demand: by `touchpoint demo`/`run`, and by the tests' fixture.
 set -euo pipefail
@@ -44,6 +44,9 @@ command -v kcat >/dev/null 2>&1 || missing+=(kcat)
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
     missing+=(prometheus)
 fi
+# Headless Chromium for the tests that render pages (driven by Playwright through its executable_path:
+# Playwright's own browser download cannot work on these machines).
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if ((${#missing[@]})); then
     step "installing Debian packages: ${missing[*]}"
     if [[ $(id -u) -ne 0 ]]; then
@@ -58,7 +61,7 @@ if ((${#missing[@]})); then
         systemctl stop prometheus || true
     fi
 else
-    step "kcat, prometheus, promtool, java and mvn present"
+    step "kcat, prometheus, promtool, chromium, java and mvn present"
 fi
 
 # 3. Kafka jars (cached between runs).
