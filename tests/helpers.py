@@ -74,3 +74,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     full.update(env or {})
     return subprocess.run([str(TOUCHPOINT), *args], env=full, cwd=cwd, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def shared_dir() -> Path:
+    """The project's shared material (``../shared`` beside the checkout; CI has a copy there).
+
+    ``TOUCHPOINT_SHARED_DIR`` overrides it, for checkouts that do not sit beside ``shared/`` (git worktrees).
+    A missing directory fails the test with what to do: the data is read from there, never copied in.
+    """
+    configured = os.environ.get("TOUCHPOINT_SHARED_DIR")
+    candidates = [Path(configured)] if configured else []
+    candidates += [Path(__file__).resolve().parent.parent.parent / "shared", Path("/work/shared")]
+    for candidate in candidates:
+        if (candidate / "data").is_dir():
+            return candidate
+    pytest.fail(f"shared material not found (looked in {', '.join(map(str, candidates))}); "
+                "set TOUCHPOINT_SHARED_DIR to the directory holding data/olist-sample", pytrace=False)
