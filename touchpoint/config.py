@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError as PydanticValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -93,6 +93,17 @@ class Settings(BaseSettings):
     sink_retry_max_seconds: float = Field(30.0, gt=0, description="Longest backoff between retries of a failed ClickHouse insert.")
     sink_fault_dir: Path | None = Field(
         None, description="TEST SEAM ONLY: directory of flag files that make the sink fail on purpose (see sinks/store.py)."
+    )
+
+    # --- customers: churn, lifecycle, at risk (analyst queries; see sinks/customers.py) ----------------
+    churn_inactivity_days: float = Field(
+        90.0, gt=0, description="A customer churns after this many days without qualifying activity (churn rate, lifecycle, at risk)."
+    )
+    churn_activity: Literal["any", "purchase"] = Field(
+        "any", description="What keeps a customer active: any customer-initiated touchpoint (any) or completed purchases only (purchase)."
+    )
+    at_risk_quiet_share: float = Field(
+        0.5, gt=0, le=1, description="At risk: last experience bad and quiet for at least this share of churn_inactivity_days."
     )
 
     @field_validator("producer_compression")
