@@ -153,8 +153,15 @@ ratios are ratios of sums, never averages of averages</div>
 <h2>Top journey paths</h2>{_table(("path", "journeys", "converted", "conversion"), path_rows, (False, True, True, True))}
 <h2>Email</h2>{_table(("campaign", "sent", "opened", "clicked", "open rate", "CTR"), email_rows,
                       (False, True, True, True, True, True))}
+{_customer_sections(report)}
 </body></html>
 """
+
+
+def _customer_sections(report: dict[str, Any]) -> str:
+    from touchpoint.sinks.report_customers import render_customers_html
+
+    return render_customers_html(report["customers"]) if "customers" in report else ""
 
 
 def write_html(report: dict[str, Any], path: Path) -> Path:

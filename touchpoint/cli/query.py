@@ -106,9 +106,12 @@ def report(
     from touchpoint.sinks.access import open_access
     from touchpoint.sinks.report import build_report
 
+    from touchpoint.sinks.customers import customer_params
+
     settings = get_settings()
     with open_access(settings) as access:
-        data = build_report(access.client, settings.clickhouse_database, funnel_window_days=funnel_window_days)
+        data = build_report(access.client, settings.clickhouse_database, funnel_window_days=funnel_window_days,
+                            customer_params=customer_params(settings))
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
@@ -183,3 +186,8 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     for e in report["email_campaigns"]:
         emails.add_row(e["campaign_id"], _num(e["sent"]), _num(e["opened"]), _num(e["clicked"]), _pct(e["open_rate"]), _pct(e["ctr"]))
     console.print(emails)
+
+    if "customers" in report:
+        from touchpoint.sinks.report_customers import render_customers
+
+        render_customers(report["customers"], console)

@@ -60,6 +60,11 @@ def history() -> list[dict[str, Any]]:
 
 @pytest.fixture
 def scenario(store: Any) -> Any:
+    return load(store)
+
+
+def load(store: Any) -> Any:
+    """Insert the history into ``store`` (a migrated sink Store) as the sink would, plus a replay and the merge."""
     ev = history()
     cols = rows.TOUCHPOINT_COLUMNS
     # arrival out of order (newest first), then a replay of two events in a second insert
