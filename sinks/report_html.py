@@ -92,7 +92,9 @@ def line_chart(points: Sequence[tuple[str, float | None]], title: str, suffix: s
             parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(seg)}"/>')
     for i in sorted({0, n - 1}):
         x, _ = xy(i, lo)
-        parts.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle">{_e(points[i][0])}</text>')
+        # first label grows right, last grows left: both stay inside the chart
+        anchor = "middle" if n == 1 else "start" if i == 0 else "end"
+        parts.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="{anchor}">{_e(points[i][0])}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
