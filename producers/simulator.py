@@ -26,6 +26,11 @@ from touchpoint.producers.simulation.catalog import DAY_MS
 from touchpoint.producers.simulation.customers import Event
 from touchpoint.producers.simulation.journeys import person_events
 from touchpoint.producers.simulation.truth import compute_truth
+from touchpoint.producers.simulation.retention import retention_person_events
+from touchpoint.producers.simulation.truth_customers import compute_customer_truth
+
+# "journeys": one buying journey per person (the default output); "retention": customer lives over months.
+PROFILES = ("journeys", "retention")
 
 # Fixed default start so that a seed alone pins the output; pass `start` for "recent" traffic.
 DEFAULT_START = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -40,6 +45,7 @@ class SimulationConfig:
     seed: int = 1
     start: datetime = DEFAULT_START
     arrival: ArrivalModel = field(default_factory=ArrivalModel)
+    profile: str = "journeys"  # one of PROFILES: "retention" simulates customer lives over months
 
     @property
     def start_ms(self) -> int:
@@ -69,10 +75,13 @@ def simulate(config: SimulationConfig, progress: Progress | None = None) -> Simu
         raise ValueError("customers must be >= 0")
     if config.days <= 0:
         raise ValueError("days must be > 0")
+    if config.profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}")
     events: list[Event] = []
     start, end = config.start_ms, config.end_ms
+    people = retention_person_events if config.profile == "retention" else person_events
     for index in range(config.customers):
-        events.extend(person_events(config.seed, index, start, end))
+        events.extend(people(config.seed, index, start, end))
         if progress is not None and (index % 100 == 99 or index == config.customers - 1):
             progress(100 if index % 100 == 99 else index % 100 + 1)
     arrived = arrange(events, config.seed, config.arrival)
@@ -84,6 +93,9 @@ def simulate(config: SimulationConfig, progress: Progress | None = None) -> Simu
         "days": config.days,
         **arrival_stats(arrived),
     }
+    if config.profile == "retention":
+        truth["generated"]["profile"] = config.profile
+        truth["customers"] = compute_customer_truth(arrived)
     return Simulation(config, arrived, truth)
 
 

@@ -115,6 +115,8 @@ def fulfil(p: Person, order_id: str, completed_at: int, amount: int, _outcome: s
     shipped = max(label + HOUR_MS, completed_at + int(rng.lognormvariate(0, 0.9) * 1.75 * DAY_MS))
     notice("shipped", shipped)
     draw = rng.random()
+    if _outcome in ("late", "failed"):  # forced by the retention profile (bad experiences before silence)
+        draw = 0.0 if _outcome == "failed" else 0.03
     if draw < 0.03:
         outcome = "failed"
         delivered_at = max(shipped + DAY_MS, promised - rng.randint(0, 2) * DAY_MS)

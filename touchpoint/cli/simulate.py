@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,6 +17,11 @@ from touchpoint.producers.simulator import DEFAULT_START, SimulationConfig, prod
 from touchpoint.producers.simulator import write_jsonl, write_truth
 
 _err = Console(stderr=True)
+
+
+class Profile(str, Enum):
+    journeys = "journeys"
+    retention = "retention"
 
 
 def _progress() -> Progress:
@@ -32,6 +38,7 @@ def simulate(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Write JSON Lines to FILE ('-' = stdout).")] = None,
     produce_: Annotated[bool, typer.Option("--produce", help="Send the events to the events topic through the producer SDK.")] = False,
     truth: Annotated[Optional[Path], typer.Option("--truth", help="Write the ground truth (JSON) the pipeline must report.")] = None,
+    profile: Annotated[Profile, typer.Option("--profile", help="journeys: one buying journey per person (default); retention: customer lives over months (loyal, lapsing, churning), use with e.g. --days 365.")] = None,  # type: ignore[assignment]
 ) -> None:
     """Simulate customers through awareness, consideration, purchase, delivery, feedback and service.
 
@@ -45,7 +52,8 @@ def simulate(
         _err.print("[bold red]usage error:[/bold red] say where the events go: --output FILE|- and/or --produce")
         raise typer.Exit(2)
     begin = (start.replace(tzinfo=timezone.utc) if start and start.tzinfo is None else start) or DEFAULT_START
-    config = SimulationConfig(customers=customers, days=days, seed=seed, start=begin)
+    config = SimulationConfig(customers=customers, days=days, seed=seed, start=begin,
+                              profile=(profile or Profile.journeys).value)
     settings = load_settings() if produce_ else None
     with _progress() as bar:
         task = bar.add_task("simulating people", total=customers)
