@@ -95,7 +95,7 @@ def simulate(config: SimulationConfig, progress: Progress | None = None) -> Simu
     }
     if config.profile == "retention":
         truth["generated"]["profile"] = config.profile
-        truth["customers"] = compute_customer_truth(arrived)
+        truth["retention"] = compute_customer_truth(arrived)
     return Simulation(config, arrived, truth)
 
 

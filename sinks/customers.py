@@ -162,21 +162,6 @@ def _activity_filter(params: CustomerParams) -> str:
         " AND is_purchase" if params.activity == "purchase" else "")
 
 
-def _spells(db: str, params: CustomerParams) -> str:
-    """One row per spell: customer_id, spell_start_ms, spell_end_ms (= last activity of the spell + N days)."""
-    return f"""
-        SELECT customer_id, spell.1 AS spell_start_ms, spell.2 AS spell_end_ms FROM (
-            SELECT customer_id,
-                   arraySort(groupArray(toUnixTimestamp64Milli(occurred_at))) AS t,
-                   arrayDifference(t) AS gap,
-                   arrayFilter((x, i) -> i = 1 OR gap[i] > {{gap:Int64}}, t, arrayEnumerate(t)) AS starts,
-                   arrayMap(x -> x + {{gap:Int64}},
-                            arrayFilter((x, i) -> i = length(t) OR t[i + 1] - x > {{gap:Int64}}, t, arrayEnumerate(t))) AS ends
-            FROM {db}.customer_activity WHERE {_activity_filter(params)}
-            GROUP BY customer_id)
-        ARRAY JOIN arrayZip(starts, ends) AS spell"""
-
-
 def _date_of(ms_expr: str) -> str:
     return f"fromUnixTimestamp64Milli({ms_expr}, 'UTC')"
 
@@ -186,52 +171,59 @@ def churn(client: Any, database: str, params: CustomerParams) -> list[dict[str, 
     ``retained``, ``churn_rate`` / ``retention_rate`` (0-1, None when nobody was active at the start),
     ``new_customers`` (first activity in the period, not in the denominator), ``unsubscribed`` (customers whose
     first e-mail unsubscribe falls in the period: an explicit signal, reported beside churn, not in it),
-    ``complete`` (False for the period holding ``as_of``)."""
+    ``complete`` (False for the period holding ``as_of``).
+
+    One scan: per customer, the sorted activity times give the spells (a new spell where the gap exceeds N days;
+    each ends N days after its last activity); every spell emits one row per period start it covers
+    (start < s <= end, s <= as_of) marked 1 (active at s) or 2 (active at s and the spell ends before the next
+    period, by ``as_of``), plus a row 3 at the customer's first activity and a row 4 at their first unsubscribe."""
     db = _db(database)
     as_of = resolve_as_of(client, database, params)
     if as_of is None:
         return []
     p = params.period
     start, add, diff = _START[p], _ADD[p], _DIFF[p]
-    args = {"as_of": as_of, "gap": params.gap_ms}
-    spells = _rows(client, f"""
-        SELECT period_start, toInt64(count()) AS active_at_start,
-               toInt64(countIf(spell_end_ms < next_ms AND spell_end_ms <= {{as_of:Int64}})) AS churned
+    qualifying = "is_purchase" if params.activity == "purchase" else "1"
+    p0 = start.format(_date_of("st"))
+    covered = f"range(1, toUInt64(greatest(0, {diff.format(p0, start.format(_date_of('least(en, {as_of:Int64})')))}) + 1))"
+    next_ms = f"toInt64(toUnixTimestamp(toDateTime({add.format(p0, 'k + 1')}, 'UTC'))) * 1000"
+    rows = _rows(client, f"""
+        SELECT row.1 AS period_start, toInt64(countIf(row.2 IN (1, 2))) AS active_at_start,
+               toInt64(countIf(row.2 = 2)) AS churned, toInt64(countIf(row.2 = 3)) AS new_customers,
+               toInt64(countIf(row.2 = 4)) AS unsubscribed
         FROM (
-            SELECT spell_end_ms,
-                   {start.format(_date_of('spell_start_ms'))} AS first_p,
-                   arrayJoin(range(1, toUInt64(greatest(0, {diff.format('first_p', start.format(_date_of('least(spell_end_ms, {as_of:Int64})')))}) + 1))) AS k,
-                   {add.format('first_p', 'k')} AS period_start,
-                   toInt64(toUnixTimestamp(toDateTime({add.format('first_p', 'k + 1')}, 'UTC'))) * 1000 AS next_ms
-            FROM ({_spells(db, params)}))
-        GROUP BY period_start""", args)
-    new = _rows(client, f"""
-        SELECT {start.format('first_at')} AS period_start, toInt64(count()) AS n FROM (
-            SELECT customer_id, min(occurred_at) AS first_at FROM {db}.customer_activity
-            WHERE {_activity_filter(params)} GROUP BY customer_id)
-        GROUP BY period_start""", args)
-    unsubscribed = _rows(client, f"""
-        SELECT {start.format('first_at')} AS period_start, toInt64(count()) AS n FROM (
-            SELECT resolved_id, min(occurred_at) AS first_at FROM {db}.touchpoints_resolved
-            WHERE email_action = 'unsubscribed' AND occurred_at <= fromUnixTimestamp64Milli({{as_of:Int64}}, 'UTC')
-            GROUP BY resolved_id)
-        GROUP BY period_start""", args)
-    first = min([r["period_start"] for r in new], default=None)
-    if first is None:
+            SELECT customer_id,
+                   arraySort(groupArrayIf(toUnixTimestamp64Milli(occurred_at), {qualifying})) AS t,
+                   arrayDifference(t) AS gap,
+                   arrayFilter((x, i) -> i = 1 OR gap[i] > {{gap:Int64}}, t, arrayEnumerate(t)) AS starts,
+                   arrayMap(x -> x + {{gap:Int64}},
+                            arrayFilter((x, i) -> i = length(t) OR t[i + 1] - x > {{gap:Int64}}, t, arrayEnumerate(t))) AS ends,
+                   arrayConcat(
+                       arrayFilter(x -> x.2 != 0,
+                                   [({start.format(_date_of('t[1]'))}, toUInt8(if(empty(t), 0, 3))),
+                                    ({start.format('minIf(occurred_at, is_unsubscribe)')}, toUInt8(if(countIf(is_unsubscribe) > 0, 4, 0)))]),
+                       arrayFlatten(arrayMap((st, en) -> arrayMap(k -> ({add.format(p0, 'k')},
+                                                                        toUInt8(if(en < {next_ms} AND en <= {{as_of:Int64}}, 2, 1))),
+                                                                  {covered}),
+                                             starts, ends))) AS marks
+            FROM {db}.customer_activity
+            WHERE occurred_at <= fromUnixTimestamp64Milli({{as_of:Int64}}, 'UTC') AND ({qualifying} OR is_unsubscribe)
+            GROUP BY customer_id)
+        ARRAY JOIN marks AS row
+        GROUP BY period_start""", {"as_of": as_of, "gap": params.gap_ms})
+    firsts = [r["period_start"] for r in rows if r["new_customers"]]
+    if not firsts:
         return []
-    by_start = {r["period_start"]: r for r in spells}
-    new_by = {r["period_start"]: r["n"] for r in new}
-    unsub_by = {r["period_start"]: r["n"] for r in unsubscribed}
-    as_of_date = _as_date(as_of)
-    starts = period_starts(p, first, as_of_date)
+    by_start = {r["period_start"]: r for r in rows}
+    starts = period_starts(p, min(firsts), _as_date(as_of))
     out = []
     for i, s in enumerate(starts):
-        r = by_start.get(s, {"active_at_start": 0, "churned": 0})
+        r = by_start.get(s, {"active_at_start": 0, "churned": 0, "new_customers": 0, "unsubscribed": 0})
         active, churned = int(r["active_at_start"]), int(r["churned"])
         out.append({"period_start": s.isoformat(), "active_at_start": active, "churned": churned,
                     "retained": active - churned, "churn_rate": _ratio(churned, active),
-                    "retention_rate": _ratio(active - churned, active), "new_customers": int(new_by.get(s, 0)),
-                    "unsubscribed": int(unsub_by.get(s, 0)), "complete": i < len(starts) - 1})
+                    "retention_rate": _ratio(active - churned, active), "new_customers": int(r["new_customers"]),
+                    "unsubscribed": int(r["unsubscribed"]), "complete": i < len(starts) - 1})
     return out
 
 
@@ -295,54 +287,52 @@ def cohorts(client: Any, database: str, params: CustomerParams, *, cohort_by: st
     cohort_of = "minIf(occurred_at, is_purchase)" if cohort_by == "purchase" else "min(occurred_at)"
     member = "countIf(is_purchase) > 0" if cohort_by == "purchase" else "1"
     came_back = "is_purchase" if returning == "purchase" else "1"
+    # one row per member: cohort, purchase count, offsets of the periods they came back in, their purchases
     members = f"""
         SELECT customer_id, {start.format(cohort_of)} AS cohort, countIf(is_purchase) AS purchases,
-               arrayFilter(q -> q >= cohort, groupUniqArrayIf({start.format('occurred_at')}, {came_back})) AS ps
+               arrayMap(q -> toUInt64({diff.format('cohort', 'q')}),
+                        arrayFilter(q -> q >= cohort, groupUniqArrayIf({start.format('occurred_at')}, {came_back}))) AS offsets,
+               groupArrayIf(({start.format('occurred_at')}, currency, amount_minor), is_purchase) AS bought
         FROM {db}.customer_activity WHERE occurred_at <= fromUnixTimestamp64Milli({{as_of:Int64}}, 'UTC')
         GROUP BY customer_id HAVING {member}"""
     args = {"as_of": as_of}
-    sizes = _rows(client, f"""
-        SELECT cohort, toInt64(count()) AS customers, toInt64(countIf(purchases >= 2)) AS repeat_customers,
-               toInt64(countIf(purchases >= 1)) AS buyers
-        FROM ({members}) GROUP BY cohort ORDER BY cohort""", args)
+    # every member has a row at offset 0 (cohort size, buyers, repeat buyers), and one per offset up to their last
     retention = _rows(client, f"""
-        SELECT cohort, k AS offset, toInt64(countIf(has(offsets, k))) AS on_, toInt64(count()) AS on_or_after FROM (
-            SELECT cohort, arrayMap(q -> toUInt64({diff.format('cohort', 'q')}), ps) AS offsets FROM ({members})
-            WHERE notEmpty(ps))
-        ARRAY JOIN range(arrayMax(offsets) + 1) AS k
+        SELECT cohort, k AS offset, toInt64(countIf(k = 0)) AS customers,
+               toInt64(countIf(k = 0 AND purchases >= 2)) AS repeat_customers,
+               toInt64(countIf(k = 0 AND purchases >= 1)) AS buyers,
+               toInt64(countIf(has(offsets, k))) AS on_, toInt64(countIf(notEmpty(offsets) AND k <= arrayMax(offsets))) AS on_or_after
+        FROM ({members})
+        ARRAY JOIN range(toUInt64(if(empty(offsets), 0, arrayMax(offsets))) + 1) AS k
         GROUP BY cohort, k""", args)
     revenue = _rows(client, f"""
-        SELECT m.cohort AS cohort, toUInt64({diff.format('m.cohort', start.format('a.occurred_at'))}) AS offset,
-               a.currency AS currency, toInt64(sum(a.amount_minor)) AS minor
-        FROM {db}.customer_activity AS a
-        INNER JOIN ({members}) AS m ON a.customer_id = m.customer_id
-        WHERE a.is_purchase AND a.occurred_at <= fromUnixTimestamp64Milli({{as_of:Int64}}, 'UTC')
-          AND {start.format('a.occurred_at')} >= m.cohort
+        SELECT cohort, toUInt64({diff.format('cohort', 'b.1')}) AS offset, b.2 AS currency, toInt64(sum(b.3)) AS minor
+        FROM ({members}) ARRAY JOIN bought AS b
+        WHERE b.1 >= cohort
         GROUP BY cohort, offset, currency""", args)
     ret = {(r["cohort"], int(r["offset"])): r for r in retention}
     rev: dict[tuple[dt.date, int], dict[str, int]] = {}
     for r in revenue:
         rev.setdefault((r["cohort"], int(r["offset"])), {})[r["currency"]] = int(r["minor"])
     last = _as_date(as_of)
-    for s in sizes:
-        size = int(s["customers"])
-        offsets = len(period_starts(p, s["cohort"], last))
+    repeat = buyers = 0
+    for cohort in sorted({r["cohort"] for r in retention}):
+        head = ret[(cohort, 0)]
+        size = int(head["customers"])
+        repeat += int(head["repeat_customers"])
+        buyers += int(head["buyers"])
+        offsets = len(period_starts(p, cohort, last))
         entries = []
         for k in range(offsets):
-            r = ret.get((s["cohort"], k), {"on_": 0, "on_or_after": 0})
+            r = ret.get((cohort, k), {"on_": 0, "on_or_after": 0})
             entries.append({"offset": k, "on": int(r["on_"]), "on_or_after": int(r["on_or_after"]),
                             "on_rate": _ratio(r["on_"], size), "on_or_after_rate": _ratio(r["on_or_after"], size)})
         result["cohorts"].append({
-            "cohort": s["cohort"].isoformat(), "customers": size, "repeat_customers": int(s["repeat_customers"]),
-            "repeat_purchase_rate": _ratio(s["repeat_customers"], s["buyers"]), "retention": entries,
-            "revenue_minor": [dict(sorted(rev.get((s["cohort"], k), {}).items())) for k in range(offsets)],
+            "cohort": cohort.isoformat(), "customers": size, "repeat_customers": int(head["repeat_customers"]),
+            "repeat_purchase_rate": _ratio(head["repeat_customers"], head["buyers"]), "retention": entries,
+            "revenue_minor": [dict(sorted(rev.get((cohort, k), {}).items())) for k in range(offsets)],
         })
-    totals = _rows(client, f"""
-        SELECT toInt64(countIf(n >= 2)) AS repeat_customers, toInt64(count()) AS buyers FROM (
-            SELECT customer_id, count() AS n FROM {db}.customer_activity
-            WHERE is_purchase AND occurred_at <= fromUnixTimestamp64Milli({{as_of:Int64}}, 'UTC') GROUP BY customer_id)""", args)[0]
-    result.update(repeat_customers=int(totals["repeat_customers"]), buyers=int(totals["buyers"]),
-                  repeat_purchase_rate=_ratio(totals["repeat_customers"], totals["buyers"]))
+    result.update(repeat_customers=repeat, buyers=buyers, repeat_purchase_rate=_ratio(repeat, buyers))
     return result
 
 
@@ -361,27 +351,31 @@ def sales_cycle(client: Any, database: str, *, by: str | None = None) -> dict[st
     db = _db(database)
     stats = "toInt64(count()) AS customers, toInt64(sum({v})) AS cycle_ms_sum, " \
             "quantileExactInclusive(0.5)({v}) AS median_ms, quantileExactInclusive(0.9)({v}) AS p90_ms"
-    overall = _rows(client, f"SELECT {stats.format(v='cycle_ms')} FROM {db}.sales_cycles")[0]
+    if by is not None:
+        _choice("by", by, BREAKDOWNS)
+    key = f"first_touch_{by}"
+    buckets = ", ".join(f"toInt64(countIf(cycle_ms >= {lo} AND cycle_ms < {hi})) AS b{i}"
+                        for i, (lo, hi) in enumerate(zip((-2**62,) + tuple(b for _, b in _BUCKETS), (b for _, b in _BUCKETS))))
+    # one scan: the overall row (grouping set ()) and one row per breakdown value
+    grouped = (f"grouping({key}) = 1 AS overall, {key} AS value" if by else "true AS overall, '' AS value")
+    rows = _rows(client, f"""
+        SELECT {grouped}, {stats.format(v='cycle_ms')}, {buckets}
+        FROM {db}.sales_cycles {f'GROUP BY GROUPING SETS (({key}), ())' if by else ''}
+        ORDER BY overall DESC, customers DESC, value""")
+    overall = next((r for r in rows if r["overall"]), None)
+    empty = {"customers": 0, "cycle_ms_sum": 0, "median_ms": None, "p90_ms": None}
     journeys = _rows(client, f"""
         SELECT {stats.format(v='assumeNotNull(time_to_convert_ms)')} FROM {db}.journeys_current
         WHERE converted AND time_to_convert_ms IS NOT NULL""")[0]
-    bounds = [b for _, b in _BUCKETS]
-    bucket_rows = _rows(client, f"""
-        SELECT arrayFirstIndex(b -> cycle_ms < b, {bounds}) AS bucket, toInt64(count()) AS customers
-        FROM {db}.sales_cycles GROUP BY bucket""")
-    per_bucket = {int(r["bucket"]): int(r["customers"]) for r in bucket_rows}
     out: dict[str, Any] = {
-        "customer_level": _cycle_stats(overall),
+        "customer_level": _cycle_stats(overall or empty),
         "journey_level": _cycle_stats(journeys),
-        "distribution": [{"bucket": label, "customers": per_bucket.get(i, 0)} for i, (label, _) in enumerate(_BUCKETS, 1)],
+        "distribution": [{"bucket": label, "customers": int(overall[f"b{i}"]) if overall else 0}
+                         for i, (label, _) in enumerate(_BUCKETS)],
     }
     if by is not None:
-        _choice("by", by, BREAKDOWNS)
-        rows = _rows(client, f"""
-            SELECT first_touch_{by} AS value, {stats.format(v='cycle_ms')} FROM {db}.sales_cycles
-            GROUP BY value ORDER BY customers DESC, value""")
         out["by"] = by
-        out["breakdown"] = [{"value": r["value"], **_cycle_stats(r)} for r in rows]
+        out["breakdown"] = [{"value": r["value"], **_cycle_stats(r)} for r in rows if not r["overall"]]
     return out
 
 
@@ -393,24 +387,29 @@ def at_risk(client: Any, database: str, params: CustomerParams, *, limit: int | 
     as_of = resolve_as_of(client, database, params)
     if as_of is None:
         return []
+    qualifying = "is_purchase" if params.activity == "purchase" else "1"
+    # two scans: the newest experience signal per customer, and activity with the customer's orders and revenue
     rows = _rows(client, f"""
-        SELECT c.customer_id AS customer_id, c.is_identified AS is_identified, e.signal AS reason, e.at AS reason_at,
+        SELECT a.customer_id AS customer_id, a.is_identified AS is_identified, e.signal AS reason, e.at AS reason_at,
                a.last_active_at AS last_active_at,
                ({{as_of:Int64}} - toUnixTimestamp64Milli(a.last_active_at)) / 86400000 AS quiet_days,
-               c.orders AS orders, c.revenue_minor AS revenue_minor,
-               toInt64(arraySum(mapValues(c.revenue_minor))) AS revenue_total_minor, c.unsubscribed AS unsubscribed
+               a.orders AS orders, a.revenue_minor AS revenue_minor,
+               toInt64(arraySum(mapValues(a.revenue_minor))) AS revenue_total_minor, a.unsubscribed AS unsubscribed
         FROM (
             SELECT customer_id, argMax(signal, (occurred_at, event_id)) AS signal,
                    argMax(is_bad, (occurred_at, event_id)) AS bad, max(occurred_at) AS at
             FROM {db}.customer_experiences WHERE occurred_at <= fromUnixTimestamp64Milli({{as_of:Int64}}, 'UTC')
             GROUP BY customer_id HAVING bad) AS e
         INNER JOIN (
-            SELECT customer_id, max(occurred_at) AS last_active_at FROM {db}.customer_activity
-            WHERE {_activity_filter(params)} GROUP BY customer_id
-            HAVING {{as_of:Int64}} - toUnixTimestamp64Milli(last_active_at) >= {{quiet:Int64}}
+            SELECT customer_id, maxIf(occurred_at, {qualifying}) AS last_active_at, countIf({qualifying}) AS qualifying,
+                   toInt64(countIf(is_purchase)) AS orders, sumMapIf(map(currency, amount_minor), is_purchase) AS revenue_minor,
+                   max(is_identified) AS is_identified, countIf(is_unsubscribe) > 0 AS unsubscribed
+            FROM {db}.customer_activity WHERE occurred_at <= fromUnixTimestamp64Milli({{as_of:Int64}}, 'UTC')
+            GROUP BY customer_id
+            HAVING qualifying > 0
+               AND {{as_of:Int64}} - toUnixTimestamp64Milli(last_active_at) >= {{quiet:Int64}}
                AND {{as_of:Int64}} - toUnixTimestamp64Milli(last_active_at) < {{gap:Int64}}) AS a
             ON a.customer_id = e.customer_id
-        INNER JOIN {db}.customers AS c ON c.customer_id = e.customer_id
         ORDER BY revenue_total_minor DESC, reason_at DESC, customer_id
         {'LIMIT {limit:UInt64}' if limit else ''}""",
         {"as_of": as_of, "quiet": params.quiet_ms, "gap": params.gap_ms, **({"limit": limit} if limit else {})})

@@ -13,6 +13,8 @@ SELECT
     event_id,
     event_type,
     event_type = 'CHECKOUT' AND checkout_status = 'completed' AS is_purchase,
+    email_action = 'unsubscribed' AS is_unsubscribe,
+    is_identified,
     order_id,
     amount_minor,
     toString(currency) AS currency
@@ -24,29 +26,37 @@ WHERE NOT (event_type = 'EMAIL_ENGAGEMENT' AND email_action IN ('sent', 'bounced
 -- any kind (anonymous history included; ties broken by event_id); '' when that touchpoint has none.
 CREATE VIEW IF NOT EXISTS {database}.customers AS
 SELECT
-    resolved_id AS customer_id,
-    max(is_identified) AS is_identified,
-    min(occurred_at) AS first_touch_at,
-    max(occurred_at) AS last_touch_at,
-    minIf(toNullable(occurred_at), is_purchase) AS first_purchase_at,
-    maxIf(toNullable(occurred_at), is_purchase) AS last_purchase_at,
-    toInt64(countIf(is_purchase)) AS orders,
-    sumMapIf(map(toString(currency), amount_minor), is_purchase) AS revenue_minor,
-    argMaxIf(score, (occurred_at, event_id), survey_kind = 'NPS') AS last_nps_score,
-    argMaxIf(score, (occurred_at, event_id), survey_kind = 'CSAT') AS last_csat_score,
-    toInt64(countIf(event_type = 'SUPPORT_INTERACTION')) AS support_contacts,
-    toInt64(uniqExactIf(ticket_id, event_type = 'SUPPORT_INTERACTION' AND ticket_id != '')) AS support_tickets,
-    countIf(email_action = 'unsubscribed') > 0 AS unsubscribed,
-    minIf(toNullable(occurred_at), email_action = 'unsubscribed') AS unsubscribed_at,
-    argMin(toString(campaign_id), (occurred_at, event_id)) AS first_touch_campaign,
-    argMin(toString(channel), (occurred_at, event_id)) AS first_touch_channel,
-    argMin(toString(platform), (occurred_at, event_id)) AS first_touch_platform
+    customer_id, is_identified, first_touch_at, last_touch_at, first_purchase_at, last_purchase_at, orders,
+    revenue_minor, last_nps_score, last_csat_score, support_contacts, support_tickets, unsubscribed, unsubscribed_at,
+    first_touch.1 AS first_touch_campaign,
+    first_touch.2 AS first_touch_channel,
+    first_touch.3 AS first_touch_platform
 FROM
 (
-    SELECT *, event_type = 'CHECKOUT' AND checkout_status = 'completed' AS is_purchase
-    FROM {database}.touchpoints_resolved
-)
-GROUP BY resolved_id;
+    SELECT
+        resolved_id AS customer_id,
+        max(is_identified) AS is_identified,
+        min(occurred_at) AS first_touch_at,
+        max(occurred_at) AS last_touch_at,
+        minIf(toNullable(occurred_at), is_purchase) AS first_purchase_at,
+        maxIf(toNullable(occurred_at), is_purchase) AS last_purchase_at,
+        toInt64(countIf(is_purchase)) AS orders,
+        sumMapIf(map(toString(currency), amount_minor), is_purchase) AS revenue_minor,
+        argMaxIf(score, (occurred_at, event_id), survey_kind = 'NPS') AS last_nps_score,
+        argMaxIf(score, (occurred_at, event_id), survey_kind = 'CSAT') AS last_csat_score,
+        toInt64(countIf(event_type = 'SUPPORT_INTERACTION')) AS support_contacts,
+        toInt64(uniqExactIf(ticket_id, event_type = 'SUPPORT_INTERACTION' AND ticket_id != '')) AS support_tickets,
+        countIf(email_action = 'unsubscribed') > 0 AS unsubscribed,
+        minIf(toNullable(occurred_at), email_action = 'unsubscribed') AS unsubscribed_at,
+        -- one argMin over a tuple: three separate ones cost three comparisons of the (time, id) key per row
+        argMin((toString(campaign_id), toString(channel), toString(platform)), (occurred_at, event_id)) AS first_touch
+    FROM
+    (
+        SELECT *, event_type = 'CHECKOUT' AND checkout_status = 'completed' AS is_purchase
+        FROM {database}.touchpoints_resolved
+    )
+    GROUP BY resolved_id
+);
 
 -- Customer-level sales cycle: first touchpoint of any kind (anonymous history included) -> first completed
 -- checkout, one row per customer who bought.

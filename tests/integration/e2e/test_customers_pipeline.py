@@ -61,7 +61,7 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_churn_per_month_and_week_equal_the_truth(pipeline: Any) -> None:
     client, env, sim = pipeline
     db = env["TOUCHPOINT_CLICKHOUSE_DATABASE"]
-    truth = sim.truth["customers"]
+    truth = sim.truth["retention"]
     months = {r["period_start"]: [r["active_at_start"], r["churned"], r["new_customers"]]
               for r in cq.churn(client, db, cq.CustomerParams())}
     assert months == truth["churn"]
@@ -75,7 +75,7 @@ def test_lifecycle_equals_the_truth(pipeline: Any) -> None:
     client, env, sim = pipeline
     got = {r["period_start"]: [r[k] for k in ("new", "returning", "resurrecting", "dormant")]
            for r in cq.lifecycle(client, env["TOUCHPOINT_CLICKHOUSE_DATABASE"], cq.CustomerParams())}
-    assert got == sim.truth["customers"]["lifecycle"]
+    assert got == sim.truth["retention"]["lifecycle"]
     assert sum(v[2] for v in got.values()) > 0  # somebody came back
 
 
@@ -85,7 +85,7 @@ def test_cohorts_and_repeat_purchases_equal_the_truth(pipeline: Any) -> None:
     got = {x["cohort"]: {"customers": x["customers"], "repeat_customers": x["repeat_customers"],
                          "on": [e["on"] for e in x["retention"]], "on_or_after": [e["on_or_after"] for e in x["retention"]],
                          "revenue_minor": x["revenue_minor"]} for x in c["cohorts"]}
-    truth = sim.truth["customers"]
+    truth = sim.truth["retention"]
     assert got == truth["cohorts"]
     assert c["repeat_purchase_rate"] == truth["repeat_purchase_rate"]
 
@@ -93,7 +93,7 @@ def test_cohorts_and_repeat_purchases_equal_the_truth(pipeline: Any) -> None:
 def test_sales_cycle_and_customers_equal_the_truth(pipeline: Any) -> None:
     client, env, sim = pipeline
     db = env["TOUCHPOINT_CLICKHOUSE_DATABASE"]
-    truth = sim.truth["customers"]
+    truth = sim.truth["retention"]
     s = cq.sales_cycle(client, db, by="channel")
     level = s["customer_level"]
     assert (level["customers"], level["cycle_ms_sum"]) == (truth["sales_cycle"]["customers"], truth["sales_cycle"]["cycle_ms_sum"])
@@ -110,7 +110,7 @@ def test_at_risk_through_the_cli_equals_the_truth(pipeline: Any) -> None:
     done = run_cli("customers", "at-risk", "-f", "json", env=env)
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)
-    assert {r["customer_id"]: r["reason"] for r in rows} == sim.truth["customers"]["at_risk"]
+    assert {r["customer_id"]: r["reason"] for r in rows} == sim.truth["retention"]["at_risk"]
     assert len(rows) >= 5
     revenue = [r["revenue_total_minor"] for r in rows]
     assert revenue == sorted(revenue, reverse=True)
