@@ -180,3 +180,15 @@ def test_bad_parameters_name_the_argument_and_the_valid_values() -> None:
         cq.CustomerParams(period="year")
     with pytest.raises(cq.CustomerQueryError, match=r"inactivity_days=0"):
         cq.CustomerParams(inactivity_days=0)
+
+
+def test_the_churn_sql_in_sinks_readme_gives_the_same_answers(scenario: Any) -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[3] / "sinks" / "README.md").read_text(encoding="utf-8")
+    sql = re.findall(r"```sql\n(.*?)```", readme.split("## Customers:", 1)[1], re.S)[0]
+    rows = scenario.client.query(sql.replace("touchpoint.", f"{scenario.database}.")).result_rows
+    # as of the newest touchpoint (Jun 10): the same counts as the typed table of the first test
+    assert [(str(r[0]), r[1], r[2]) for r in rows] == [
+        ("2026-02-01", 3, 0), ("2026-03-01", 3, 0), ("2026-04-01", 4, 2), ("2026-05-01", 6, 1), ("2026-06-01", 5, 0)]
