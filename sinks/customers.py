@@ -440,6 +440,6 @@ def customer_summary(client: Any, database: str) -> dict[str, Any]:
                toInt64(countIf(orders > 0)) AS buyers, toInt64(countIf(orders >= 2)) AS repeat_buyers,
                toInt64(countIf(unsubscribed)) AS unsubscribed
         FROM {_db(database)}.customers""")[0]
-    out = {k: int(v) for k, v in r.items()}
+    out: dict[str, Any] = {k: int(v) for k, v in r.items()}
     out["repeat_purchase_rate"] = _ratio(out["repeat_buyers"], out["buyers"])
     return out

@@ -117,9 +117,9 @@ def compute_customer_truth(events: Iterable[Event], *, inactivity_days: float = 
             activity[c].append(t)
         if e["event_type"] == "CHECKOUT" and p["status"] == "completed":
             purchases[c].append((t, p["amount_minor"], p["currency"]))
-        s = _signal(e)
-        if s is not None and (c not in signals or t > signals[c][0]):
-            signals[c] = (t, e["event_id"], s)
+        kind = _signal(e)
+        if kind is not None and (c not in signals or t > signals[c][0]):
+            signals[c] = (t, e["event_id"], kind)
 
     # spells and churn
     spells: dict[str, list[tuple[int, int]]] = {}
@@ -140,7 +140,7 @@ def compute_customer_truth(events: Iterable[Event], *, inactivity_days: float = 
         periods.append(d)
         d = _next(d, period)
     churn: dict[str, list[int]] = {}
-    firsts = defaultdict(int)
+    firsts: dict[dt.date, int] = defaultdict(int)
     for c, ts in activity.items():
         firsts[_period(min(ts), period)] += 1
     for s in periods:

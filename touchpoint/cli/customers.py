@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, Optional
@@ -104,7 +104,8 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _emit(rows: Sequence[dict[str, Any]], fmt: Format, title: str, shown: Optional[dict[str, Callable[[Any], str]]] = None) -> None:
+def _emit(rows: Sequence[dict[str, Any]], fmt: Format, title: str,
+          shown: Optional[Mapping[str, Callable[[Any], str]]] = None) -> None:
     """Rows as a rich table (``shown`` formats some columns for people), CSV or JSON (exact values)."""
     if fmt is Format.json:
         sys.stdout.write(json.dumps(list(rows), ensure_ascii=False, indent=2) + "\n")
