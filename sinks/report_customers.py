@@ -94,7 +94,7 @@ def render_customers(section: dict[str, Any], console: Any) -> None:
     for r in section["lifecycle"]:
         bar = "".join(f"[{c}]" + "█" * round(20 * r[k] / top) + f"[/{c}]"
                       for k, c in (("new", "green"), ("returning", "blue"), ("resurrecting", "yellow")))
-        life.add_row(r["period_start"], str(r["new"]), str(r["returning"]), str(r["resurrecting"]), f"-{r['dormant']}", bar)
+        life.add_row(r["period_start"], str(r["new"]), str(r["returning"]), str(r["resurrecting"]), f"-{r['dormant']}" if r["dormant"] else "0", bar)
     console.print(life)
     c = section["cohorts"]
     offsets = range(COHORT_OFFSETS_SHOWN)

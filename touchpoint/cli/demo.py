@@ -141,9 +141,10 @@ def demo(
 
 
 def build_report(reader: StoreReader, settings: Settings) -> dict[str, Any]:
+    from touchpoint.sinks.customers import customer_params
     from touchpoint.sinks.report import build_report as sink_report
 
-    return sink_report(reader.client(), settings.clickhouse_database)
+    return sink_report(reader.client(), settings.clickhouse_database, customer_params=customer_params(settings))
 
 
 def print_report(report: dict[str, Any]) -> None:
