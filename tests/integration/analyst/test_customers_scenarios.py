@@ -192,3 +192,16 @@ def test_the_churn_sql_in_sinks_readme_gives_the_same_answers(scenario: Any) -> 
     # as of the newest touchpoint (Jun 10): the same counts as the typed table of the first test
     assert [(str(r[0]), r[1], r[2]) for r in rows] == [
         ("2026-02-01", 3, 0), ("2026-03-01", 3, 0), ("2026-04-01", 4, 2), ("2026-05-01", 6, 1), ("2026-06-01", 5, 0)]
+
+
+def test_cohorts_by_first_touch_coming_back_with_any_activity(scenario: Any) -> None:
+    c = cq.cohorts(scenario.client, scenario.database, params(), cohort_by="touch", returning="any")
+    by = {x["cohort"]: x for x in c["cohorts"]}
+    # April's first-timers B, C, G all came back in May (an NPS answer, a ticket, an answer and an unsubscribe),
+    # though none of them bought again; S's cohort is January: the anonymous click on Jan 20 is S's first touch
+    assert [e["on"] for e in by["2026-04-01"]["retention"]] == [3, 3, 0]
+    assert [e["on_or_after"] for e in by["2026-04-01"]["retention"]] == [3, 3, 0]
+    assert by["2026-01-01"]["customers"] == 3
+    weekly = cq.cohorts(scenario.client, scenario.database, params(period="week"))
+    assert sum(x["customers"] for x in weekly["cohorts"]) == 8
+    assert all(dt.date.fromisoformat(x["cohort"]).weekday() == 0 for x in weekly["cohorts"])

@@ -46,7 +46,8 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
             assert run.poll() is None, log.read_text()[-3000:]
             now = progress(port, db)
             seen.append(now)
-            complete = now["raw"] == sim.truth["events"] and now["merges"] == sim.truth["identity_merges"]
+            complete = (now["raw"] == sim.truth["events"] and now["merges"] == sim.truth["identity_merges"]
+                        and now["snapshots"] > 0)
             return complete and len(seen) >= 3 and seen[-3] == seen[-2] == now
 
         wait_until(stored, timeout=300, interval=1.0, what=f"{sim.truth['events']} events and "
