@@ -11,6 +11,7 @@ import html
 from collections.abc import Sequence
 from typing import Any
 
+from touchpoint.sinks import customer_periods as cp
 from touchpoint.sinks import customers as cq
 from touchpoint.sinks.report import NO_DATA, format_money, format_number, format_rate
 
@@ -54,15 +55,15 @@ def build_customer_report(client: Any, database: str, params: cq.CustomerParams 
     as_of = cq.resolve_as_of(client, database, p)
     p = cq.CustomerParams(period=p.period, inactivity_days=p.inactivity_days, activity=p.activity,
                           quiet_share=p.quiet_share, as_of_ms=as_of)
-    cohorts = cq.cohorts(client, database, p)
+    cohorts = cp.cohorts(client, database, p)
     cohorts["cohorts"] = cohorts["cohorts"][-PERIODS_SHOWN:]
     risk = cq.at_risk(client, database, p)
     return {
         "params": {"period": p.period, "inactivity_days": p.inactivity_days, "activity": p.activity,
                    "quiet_share": p.quiet_share, "as_of_ms": as_of},
         "summary": cq.customer_summary(client, database),
-        "churn": cq.churn(client, database, p)[-PERIODS_SHOWN:],
-        "lifecycle": cq.lifecycle(client, database, p)[-PERIODS_SHOWN:],
+        "churn": cp.churn(client, database, p)[-PERIODS_SHOWN:],
+        "lifecycle": cp.lifecycle(client, database, p)[-PERIODS_SHOWN:],
         "cohorts": cohorts,
         "sales_cycle": cq.sales_cycle(client, database, by="channel"),
         "sales_cycle_by_campaign": cq.sales_cycle(client, database, by="campaign")["breakdown"],

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from touchpoint.config import load_settings
+from touchpoint.sinks import customer_periods as cp
 from touchpoint.sinks import customers as cq
 from touchpoint.sinks.migrations import migrate
 from touchpoint.sinks.store import Store
@@ -90,10 +91,10 @@ def main() -> None:
     workloads: list[tuple[str, Callable[[], Any]]] = [
         ("customers (top 100 by revenue)", lambda: cq.customer_list(client, DB, limit=100)),
         ("customers summary", lambda: cq.customer_summary(client, DB)),
-        ("churn by month", lambda: cq.churn(client, DB, params)),
-        ("churn by week", lambda: cq.churn(client, DB, cq.CustomerParams(period="week"))),
-        ("lifecycle by month", lambda: cq.lifecycle(client, DB, params)),
-        ("cohorts by first-purchase month", lambda: cq.cohorts(client, DB, params)),
+        ("churn by month", lambda: cp.churn(client, DB, params)),
+        ("churn by week", lambda: cp.churn(client, DB, cq.CustomerParams(period="week"))),
+        ("lifecycle by month", lambda: cp.lifecycle(client, DB, params)),
+        ("cohorts by first-purchase month", lambda: cp.cohorts(client, DB, params)),
         ("at risk", lambda: cq.at_risk(client, DB, params)),
         ("sales cycle (+ by channel)", lambda: cq.sales_cycle(client, DB, by="channel")),
     ]

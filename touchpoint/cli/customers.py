@@ -156,7 +156,7 @@ def churn(fmt: FormatOpt = Format.table, period: PeriodOpt = Period.month, inact
           activity: ActivityOpt = None, as_of: AsOfOpt = None) -> None:
     """Churn per period: customers active at its start, churned during it, churn and retention rate (ratios of
     these counts), new customers (not in the denominator), e-mail unsubscribes (an explicit signal, separate)."""
-    from touchpoint.sinks.customers import churn as query
+    from touchpoint.sinks.customer_periods import churn as query
     from touchpoint.sinks.report import format_rate
 
     p = _params(period, inactivity_days, activity, as_of)
@@ -168,7 +168,7 @@ def churn(fmt: FormatOpt = Format.table, period: PeriodOpt = Period.month, inact
 def lifecycle(fmt: FormatOpt = Format.table, period: PeriodOpt = Period.month, activity: ActivityOpt = None,
               as_of: AsOfOpt = None) -> None:
     """Customers per period that are new, returning, resurrecting or dormant (PostHog's lifecycle)."""
-    from touchpoint.sinks.customers import lifecycle as query
+    from touchpoint.sinks.customer_periods import lifecycle as query
 
     p = _params(period, None, activity, as_of)
     _emit(_run(lambda c, db: query(c, db, p)), fmt, f"lifecycle per {period.value}")
@@ -181,7 +181,7 @@ def cohorts(fmt: FormatOpt = Format.table, period: PeriodOpt = Period.month,
             as_of: AsOfOpt = None) -> None:
     """Retention cohorts: per cohort and period offset, customers active "on" that period and "on or after" it,
     their share of the cohort, revenue per currency; repeat-purchase rate per cohort."""
-    from touchpoint.sinks.customers import cohorts as query
+    from touchpoint.sinks.customer_periods import cohorts as query
 
     p = _params(period, None, None, as_of)
     data = _run(lambda c, db: query(c, db, p, cohort_by=cohort_by.value, returning=returning.value))

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from tests.integration.analyst import dataset as d
+from touchpoint.sinks import customer_periods as cp
 from touchpoint.sinks import customers as cq
 from touchpoint.sinks import rows
 
@@ -83,7 +84,7 @@ def params(**kw: Any) -> cq.CustomerParams:
 
 
 def test_churn_per_month_excludes_new_customers_from_the_denominator(scenario: Any) -> None:
-    got = {r["period_start"]: r for r in cq.churn(scenario.client, scenario.database, params())}
+    got = {r["period_start"]: r for r in cp.churn(scenario.client, scenario.database, params())}
     assert list(got) == ["2026-01-01", "2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01", "2026-06-01"]
     table = {k: (r["active_at_start"], r["churned"], r["new_customers"], r["unsubscribed"]) for k, r in got.items()}
     assert table == {
@@ -100,7 +101,7 @@ def test_churn_per_month_excludes_new_customers_from_the_denominator(scenario: A
 
 
 def test_churn_per_week(scenario: Any) -> None:
-    weeks = {r["period_start"]: r for r in cq.churn(scenario.client, scenario.database, params(period="week"))}
+    weeks = {r["period_start"]: r for r in cp.churn(scenario.client, scenario.database, params(period="week"))}
     # week of Monday May 25: L, O, R, B, C, G active at its start; O's 90 days end on Sunday May 31
     assert (weeks["2026-05-25"]["active_at_start"], weeks["2026-05-25"]["churned"]) == (6, 1)
     assert all(dt.date.fromisoformat(k).weekday() == 0 for k in weeks)
@@ -108,7 +109,7 @@ def test_churn_per_week(scenario: Any) -> None:
 
 def test_lifecycle_new_returning_resurrecting_dormant(scenario: Any) -> None:
     got = {r["period_start"]: tuple(r[k] for k in ("new", "returning", "resurrecting", "dormant"))
-           for r in cq.lifecycle(scenario.client, scenario.database, params())}
+           for r in cp.lifecycle(scenario.client, scenario.database, params())}
     assert got == {
         "2026-01-01": (3, 0, 0, 0),
         "2026-02-01": (0, 1, 0, 2),   # R and S silent in February
@@ -120,7 +121,7 @@ def test_lifecycle_new_returning_resurrecting_dormant(scenario: Any) -> None:
 
 
 def test_cohorts_by_first_purchase_month(scenario: Any) -> None:
-    c = cq.cohorts(scenario.client, scenario.database, params())
+    c = cp.cohorts(scenario.client, scenario.database, params())
     by = {x["cohort"]: x for x in c["cohorts"]}
     assert {k: v["customers"] for k, v in by.items()} == {"2026-01-01": 3, "2026-03-01": 1, "2026-04-01": 3, "2026-06-01": 1}
     jan = by["2026-01-01"]
@@ -195,13 +196,13 @@ def test_the_churn_sql_in_sinks_readme_gives_the_same_answers(scenario: Any) -> 
 
 
 def test_cohorts_by_first_touch_coming_back_with_any_activity(scenario: Any) -> None:
-    c = cq.cohorts(scenario.client, scenario.database, params(), cohort_by="touch", returning="any")
+    c = cp.cohorts(scenario.client, scenario.database, params(), cohort_by="touch", returning="any")
     by = {x["cohort"]: x for x in c["cohorts"]}
     # April's first-timers B, C, G all came back in May (an NPS answer, a ticket, an answer and an unsubscribe),
     # though none of them bought again; S's cohort is January: the anonymous click on Jan 20 is S's first touch
     assert [e["on"] for e in by["2026-04-01"]["retention"]] == [3, 3, 0]
     assert [e["on_or_after"] for e in by["2026-04-01"]["retention"]] == [3, 3, 0]
     assert by["2026-01-01"]["customers"] == 3
-    weekly = cq.cohorts(scenario.client, scenario.database, params(period="week"))
+    weekly = cp.cohorts(scenario.client, scenario.database, params(period="week"))
     assert sum(x["customers"] for x in weekly["cohorts"]) == 8
     assert all(dt.date.fromisoformat(x["cohort"]).weekday() == 0 for x in weekly["cohorts"])

@@ -21,6 +21,7 @@ from tests import olist
 from tests.helpers import run_cli, wait_until
 from tests.integration.e2e.helpers import namespace_env, progress, settings_of, start, stop
 from touchpoint.kafka_admin import create_topics
+from touchpoint.sinks import customer_periods as cp
 from touchpoint.sinks import customers as cq
 
 pytestmark = pytest.mark.slow
@@ -118,7 +119,7 @@ def olist_store(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) 
 def test_cohorts_by_first_purchase_month_equal_the_csv(olist_store: Any) -> None:
     client, db = olist_store
     want = expected_from_csv()
-    got = cq.cohorts(client, db, cq.CustomerParams())
+    got = cp.cohorts(client, db, cq.CustomerParams())
     assert {x["cohort"]: x["customers"] for x in got["cohorts"]} == {k: v["customers"] for k, v in want["cohorts"].items()}
     assert {x["cohort"]: [e["on"] for e in x["retention"]] for x in got["cohorts"]} == {k: v["on"] for k, v in want["cohorts"].items()}
     assert {x["cohort"]: [sum(r.values()) for r in x["revenue_minor"]] for x in got["cohorts"]} == {
@@ -130,7 +131,7 @@ def test_cohorts_by_first_purchase_month_equal_the_csv(olist_store: Any) -> None
 def test_repeat_purchase_rate_equals_the_csv(olist_store: Any) -> None:
     client, db = olist_store
     want = expected_from_csv()
-    got = cq.cohorts(client, db, cq.CustomerParams())
+    got = cp.cohorts(client, db, cq.CustomerParams())
     assert (got["repeat_customers"], got["buyers"]) == (want["repeat_buyers"], want["buyers"])
     assert got["repeat_purchase_rate"] == want["repeat_buyers"] / want["buyers"]
     assert want["repeat_buyers"] > 0

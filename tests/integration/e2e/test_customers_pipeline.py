@@ -20,6 +20,7 @@ from tests.helpers import run_cli, wait_until
 from tests.integration.e2e.helpers import namespace_env, progress, settings_of, start, stop
 from touchpoint.producers.simulation.truth_customers import compute_customer_truth
 from touchpoint.producers.simulator import SimulationConfig, produce, simulate
+from touchpoint.sinks import customer_periods as cp
 from touchpoint.sinks import customers as cq
 
 pytestmark = pytest.mark.slow
@@ -64,25 +65,25 @@ def test_churn_per_month_and_week_equal_the_truth(pipeline: Any) -> None:
     db = env["TOUCHPOINT_CLICKHOUSE_DATABASE"]
     truth = sim.truth["retention"]
     months = {r["period_start"]: [r["active_at_start"], r["churned"], r["new_customers"]]
-              for r in cq.churn(client, db, cq.CustomerParams())}
+              for r in cp.churn(client, db, cq.CustomerParams())}
     assert months == truth["churn"]
     assert sum(churned for _, churned, _ in months.values()) > 50  # the profile does churn
     weeks = {r["period_start"]: [r["active_at_start"], r["churned"], r["new_customers"]]
-             for r in cq.churn(client, db, cq.CustomerParams(period="week", inactivity_days=30))}
+             for r in cp.churn(client, db, cq.CustomerParams(period="week", inactivity_days=30))}
     assert weeks == compute_customer_truth(sim.arrived, period="week", inactivity_days=30)["churn"]
 
 
 def test_lifecycle_equals_the_truth(pipeline: Any) -> None:
     client, env, sim = pipeline
     got = {r["period_start"]: [r[k] for k in ("new", "returning", "resurrecting", "dormant")]
-           for r in cq.lifecycle(client, env["TOUCHPOINT_CLICKHOUSE_DATABASE"], cq.CustomerParams())}
+           for r in cp.lifecycle(client, env["TOUCHPOINT_CLICKHOUSE_DATABASE"], cq.CustomerParams())}
     assert got == sim.truth["retention"]["lifecycle"]
     assert sum(v[2] for v in got.values()) > 0  # somebody came back
 
 
 def test_cohorts_and_repeat_purchases_equal_the_truth(pipeline: Any) -> None:
     client, env, sim = pipeline
-    c = cq.cohorts(client, env["TOUCHPOINT_CLICKHOUSE_DATABASE"], cq.CustomerParams())
+    c = cp.cohorts(client, env["TOUCHPOINT_CLICKHOUSE_DATABASE"], cq.CustomerParams())
     got = {x["cohort"]: {"customers": x["customers"], "repeat_customers": x["repeat_customers"],
                          "on": [e["on"] for e in x["retention"]], "on_or_after": [e["on_or_after"] for e in x["retention"]],
                          "revenue_minor": x["revenue_minor"]} for x in c["cohorts"]}
