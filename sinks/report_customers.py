@@ -171,7 +171,8 @@ def lifecycle_chart(rows: Sequence[dict[str, Any]], title: str, width: int = 640
         if r["dormant"]:
             parts.append(f'<rect x="{bx:.1f}" y="{axis:.1f}" width="{bar_w:.1f}" height="{r["dormant"] * scale:.1f}" '
                          f'fill="{_STATUS_COLORS["dormant"]}"><title>{_e(r["period_start"])} dormant: {r["dormant"]:,}</title></rect>')
-        if i % label_every == 0 or i == len(rows) - 1:
+        last = len(rows) - 1
+        if i == last or (i % label_every == 0 and last - i >= label_every):  # never crowd the last label
             parts.append(f'<text x="{bx + bar_w / 2:.1f}" y="{height - 8}" text-anchor="middle">{_e(r["period_start"])}</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -206,12 +207,13 @@ def render_customers_html(section: dict[str, Any]) -> str:
     prm = section["params"]
     s = section["summary"]
     churn_points = [(r["period_start"], None if r["churn_rate"] is None else r["churn_rate"] * 100) for r in section["churn"]]
-    churn_rows = [(r["period_start"] + ("" if r["complete"] else " (so far)"), r["active_at_start"], r["churned"],
-                   format_rate(r["churn_rate"]), r["new_customers"], r["unsubscribed"]) for r in section["churn"]]
+    churn_rows = [(r["period_start"] + ("" if r["complete"] else " (so far)"), f'{r["active_at_start"]:,}',
+                   f'{r["churned"]:,}', format_rate(r["churn_rate"]), f'{r["new_customers"]:,}', f'{r["unsubscribed"]:,}')
+                  for r in section["churn"]]
     sc = section["sales_cycle"]
     dist = bar_chart([(b["bucket"], float(b["customers"]), f'{b["customers"]:,}') for b in sc["distribution"]],
                      "Customers by sales-cycle length (first touch → first purchase)")
-    cycle_rows = [(label, st["customers"], format_duration(st["avg_ms"]), format_duration(st["median_ms"]),
+    cycle_rows = [(label, f'{st["customers"]:,}', format_duration(st["avg_ms"]), format_duration(st["median_ms"]),
                    format_duration(st["p90_ms"]))
                   for label, st in (("customer level: first touch → first purchase", sc["customer_level"]),
                                     ("journey level: journey's first touch → conversion", sc["journey_level"]))]

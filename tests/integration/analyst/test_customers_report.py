@@ -33,14 +33,18 @@ def test_durations_read_as_durations() -> None:
     assert format_duration(None) == "—"
 
 
-@pytest.fixture
-def report(store: Any) -> dict[str, Any]:
+@pytest.fixture(params=["month", "week"])
+def report(store: Any, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The report by month (6 periods) and by week (the last 12 of 26: crowded axes)."""
     load(store)
-    return build_report(store.client, store.database, customer_params=CustomerParams(as_of_ms=AS_OF))
+    return build_report(store.client, store.database, customer_params=CustomerParams(period=request.param, as_of_ms=AS_OF))
 
 
 def test_report_carries_the_customer_sections(report: dict[str, Any]) -> None:
     c = report["customers"]
+    if c["params"]["period"] == "week":
+        assert len(c["churn"]) == len(c["lifecycle"]) == 12 and c["churn"][-1]["period_start"] == "2026-06-29"
+        return
     assert [(r["period_start"], r["active_at_start"], r["churned"]) for r in c["churn"]][3:5] == [
         ("2026-04-01", 4, 2), ("2026-05-01", 6, 1)]
     assert [r["resurrecting"] for r in c["lifecycle"]] == [0, 0, 0, 1, 0, 0]
@@ -80,6 +84,19 @@ def test_html_report_renders_in_a_real_browser(report: dict[str, Any], tmp_path:
                 }
                 return bad;
             }""")
+            # and no two texts of one chart overlap (crowded axis labels)
+            overlapping = page.evaluate("""() => {
+                const bad = [];
+                for (const svg of document.querySelectorAll('svg')) {
+                    const boxes = [...svg.querySelectorAll('text')].map(t => [t.textContent, t.getBoundingClientRect()]);
+                    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+                        const [a, p] = boxes[i], [b, q] = boxes[j];
+                        if (p.left < q.right - 0.5 && q.left < p.right - 0.5 && p.top < q.bottom - 0.5 && q.top < p.bottom - 0.5)
+                            bad.push(a + ' / ' + b);
+                    }
+                }
+                return bad;
+            }""")
             heat_cells = page.locator("table.cohorts td.heat").count()
             body = page.inner_text("body")
         finally:
@@ -88,5 +105,7 @@ def test_html_report_renders_in_a_real_browser(report: dict[str, Any], tmp_path:
     assert errors == []
     assert present == list(SECTIONS)
     assert outside == []
-    assert heat_cells == 6 + 4 + 3 + 1  # Jan..Jun, Mar..Jun, Apr..Jun, Jun
+    assert overlapping == []
+    if report["customers"]["params"]["period"] == "month":
+        assert heat_cells == 6 + 4 + 3 + 1  # Jan..Jun, Mar..Jun, Apr..Jun, Jun
     assert "nps_detractor" in body and "2 d 12 h" in body and "resurrecting" in body
