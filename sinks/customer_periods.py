@@ -11,7 +11,8 @@ import datetime as dt
 from typing import Any
 
 from touchpoint.sinks.customers import (
-    ACTIVITIES, COHORT_BASES, PERIODS, CustomerParams, activity_filter, check_choice, quoted_database, ratio, query_rows, resolve_as_of,
+    ACTIVITIES, COHORT_BASES, PERIODS, CustomerParams, activity_filter, check_choice, query_rows, quoted_database, ratio,
+    resolve_as_of,
 )
 
 # start of the period containing a date/time, n periods later, whole periods between two period starts

@@ -8,8 +8,8 @@ belongs to the customer it was stitched to. Ratios are computed here from the ad
 return (counts, sums), never averaged.
 
 Definitions (also in sinks/README.md), with N = ``inactivity_days`` and "activity" = customer-initiated
-touchpoints (every touchpoint except e-mails we sent or that bounced, and carrier notices) or, with ``activity="purchase"``, completed
-checkouts only:
+touchpoints (every touchpoint except e-mails we sent or that bounced, and carrier notices) or, with
+``activity="purchase"``, completed checkouts only:
 
 - **spell**: a customer is active from an activity until N days after their last activity; activities less than
   or exactly N days apart belong to one spell. The spell's end (last activity + N days) is the **churn moment**.
@@ -40,15 +40,15 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, get_args
 
+from touchpoint.config import Settings
 from touchpoint.errors import ConfigError
 
 PERIODS = ("month", "week")
-ACTIVITIES = ("any", "purchase")
+ACTIVITIES: tuple[str, ...] = get_args(Settings.model_fields["churn_activity"].annotation)  # one source: the setting
 COHORT_BASES = ("purchase", "touch")
 BREAKDOWNS = ("campaign", "channel", "platform")
-SIGNALS_BAD = ("nps_detractor", "csat_dissatisfied", "delivery_late", "delivery_failed", "ticket_unresolved")
 DAY_MS = 86_400_000
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -73,9 +73,9 @@ class CustomerParams:
     """The knobs of the customer queries; defaults come from Settings (``customer_params(settings)``)."""
 
     period: str = "month"
-    inactivity_days: float = 90.0
-    activity: str = "any"
-    quiet_share: float = 0.5
+    inactivity_days: float = Settings.model_fields["churn_inactivity_days"].default
+    activity: str = Settings.model_fields["churn_activity"].default
+    quiet_share: float = Settings.model_fields["at_risk_quiet_share"].default
     as_of_ms: int | None = None
 
     def __post_init__(self) -> None:

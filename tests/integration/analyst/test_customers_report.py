@@ -13,7 +13,6 @@ import pytest
 from tests.integration.analyst.test_customers_scenarios import AS_OF, load
 from touchpoint.sinks.customers import CustomerParams
 from touchpoint.sinks.report import build_report
-from touchpoint.sinks.report_customers import format_duration
 from touchpoint.sinks.report_html import write_html
 
 pytestmark = pytest.mark.integration
@@ -22,15 +21,6 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SECTIONS = ("customers-churn", "customers-lifecycle", "customers-cohorts", "customers-sales-cycle", "customers-at-risk")
-
-
-def test_durations_read_as_durations() -> None:
-    assert format_duration(120_577_000) == "1 d 9 h"
-    assert format_duration(2 * 86_400_000) == "2 d"
-    assert format_duration(3 * 3_600_000 + 12 * 60_000) == "3 h 12 min"
-    assert format_duration(245_000) == "4 min 5 s"
-    assert format_duration(12_400) == "12 s"
-    assert format_duration(None) == "—"
 
 
 @pytest.fixture(params=["month", "week"])
