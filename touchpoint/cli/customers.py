@@ -131,8 +131,20 @@ def list_(fmt: FormatOpt = Format.table,
     """One row per identity-resolved customer: first/last touch and purchase, orders, revenue per currency, latest
     NPS/CSAT answer, support contacts, unsubscribed, first-touch campaign/channel/platform."""
     from touchpoint.sinks.customers import customer_list
+    from touchpoint.sinks.report import format_money
 
-    _emit(_run(lambda c, db: customer_list(c, db, limit=limit or None)), fmt, "customers")
+    rows = _run(lambda c, db: customer_list(c, db, limit=limit or None))
+    if fmt is Format.table:  # the columns that fit a terminal; csv/json carry every column
+        rows = [{"customer": r["customer_id"], "orders": r["orders"], "revenue": format_money(r["revenue_minor"]),
+                 "first touch": _when(r["first_touch_at"]), "last touch": _when(r["last_touch_at"]),
+                 "first purchase": _when(r["first_purchase_at"]), "NPS": r["last_nps_score"],
+                 "tickets": r["support_tickets"], "unsubscribed": "yes" if r["unsubscribed"] else "",
+                 "first-touch channel": r["first_touch_channel"], "campaign": r["first_touch_campaign"]} for r in rows]
+    _emit(rows, fmt, "customers (highest revenue first)")
+
+
+def _when(iso: Optional[str]) -> str:
+    return "" if iso is None else iso[:16].replace("T", " ")
 
 
 @app.command("at-risk")
@@ -148,7 +160,11 @@ def at_risk(fmt: FormatOpt = Format.table, inactivity_days: DaysOpt = None, acti
 
     p = _params(inactivity_days=inactivity_days, activity=activity, as_of=as_of, quiet_share=quiet_share)
     rows = _run(lambda c, db: query(c, db, p, limit=limit or None))
-    _emit(rows, fmt, "customers at risk", {"quiet_days": lambda v: format_duration(v * 86_400_000)})
+    from touchpoint.sinks.report import format_money
+
+    _emit(rows, fmt, "customers at risk (highest revenue first)",
+          {"quiet_days": lambda v: format_duration(v * 86_400_000), "revenue_minor": format_money,
+           "reason_at": _when, "last_active_at": _when})
 
 
 @app.command("churn")
