@@ -213,7 +213,11 @@ class TouchpointProducer:
         return cls(settings, **kwargs)
 
     def check_topic(self, timeout: float = 10.0) -> int:
-        """Fail early, with what to do, when the topic does not exist or the broker is unreachable; return its partitions."""
+        """Fail early, with what to do, when the topic does not exist, the broker is unreachable or refuses the security
+        settings; return its partitions."""
+        from touchpoint.kafka_security import check_access
+
+        check_access(self.settings, timeout)
         try:
             metadata = self._kafka.list_topics(self.topic, timeout=timeout)
         except KafkaException as exc:

@@ -41,7 +41,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from touchpoint import metrics as m
 from touchpoint.dead_letter import KIND_INVALID, KIND_REJECTED, DeadLetter
-from touchpoint.errors import BrokerUnavailableError, InvalidEventError, ValidationError
+from touchpoint.errors import BrokerUnavailableError, ConfigError, InvalidEventError, ValidationError
+from touchpoint.kafka_security import security_problem
 from touchpoint.schemas.codec import AvroCodec
 from touchpoint.schemas.validation import validate_event
 from touchpoint.sinks.batcher import Batch, Batcher, token_for
@@ -163,6 +164,9 @@ class SinkLoop:
                             continue
                         if error.fatal():
                             raise BrokerUnavailableError(f"Kafka consumer failed: {error.str()}")
+                        problem = security_problem(self.settings, error.str())
+                        if problem is not None:
+                            raise ConfigError(problem)
                         log.warning("Kafka consumer error: %s", error.str())
                         continue
                     self._accept(message)

@@ -35,6 +35,9 @@ def start_sql_server(settings: Any, store: Store) -> Any:
 
 
 def run_sink(settings: Any, *, idle_exit: float | None = None) -> SinkStats:
+    from touchpoint.kafka_security import check_access
+
+    check_access(settings)  # wrong credentials or CA: a clear error now, not a consumer retrying forever
     store = Store.connect(settings)
     try:
         applied = migrate(store, settings)

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import faust
 
 from touchpoint.config import Settings
-from touchpoint.errors import ConfigError
+from touchpoint.kafka_security import aiokafka_security
 from touchpoint.schemas.codec import AvroCodec
 from touchpoint.streams.dead_letters import RatioGuard
 from touchpoint.streams.journey import JourneyConfig
@@ -62,21 +62,18 @@ def _brokers(settings: Settings) -> list[str]:
 
 
 def _credentials(settings: Settings) -> Any:
-    protocol = settings.kafka_security_protocol.upper()
+    """faust's credentials object for ``kafka_security.aiokafka_security`` (the one conversion for aiokafka)."""
+    kwargs = aiokafka_security(settings)
+    protocol = kwargs["security_protocol"]
     if protocol == "PLAINTEXT":
         return None
-    if protocol in ("SASL_PLAINTEXT", "SASL_SSL") and settings.kafka_sasl_username and settings.kafka_sasl_password:
-        import ssl
-
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.get_secret_value(),
-            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-            ssl_context=ssl.create_default_context() if protocol == "SASL_SSL" else None,
-        )
-    raise ConfigError(
-        f"the worker supports security protocols PLAINTEXT, SASL_PLAINTEXT and SASL_SSL with username/password; "
-        f"got TOUCHPOINT_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}."
+    if protocol == "SSL":
+        return faust.SSLCredentials(kwargs["ssl_context"])
+    return faust.SASLCredentials(
+        username=kwargs["sasl_plain_username"],
+        password=kwargs["sasl_plain_password"],
+        mechanism=kwargs["sasl_mechanism"],
+        ssl_context=kwargs.get("ssl_context"),  # present for SASL_SSL: faust then speaks SASL_SSL
     )
 
 

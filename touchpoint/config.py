@@ -43,10 +43,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
         description="Existing Kafka cluster. Unset: the local single-node broker on 127.0.0.1:19092, started on demand.",
     )
-    kafka_security_protocol: str = Field("PLAINTEXT", description="librdkafka security.protocol.")
-    kafka_sasl_mechanism: str | None = Field(None, description="librdkafka sasl.mechanism.")
-    kafka_sasl_username: str | None = Field(None, description="librdkafka sasl.username.")
-    kafka_sasl_password: SecretStr | None = Field(None, description="librdkafka sasl.password (never printed).")
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (librdkafka security.protocol); every Kafka client of the pipeline uses it.")
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    kafka_sasl_username: str | None = Field(None, description="SASL username (with SASL_PLAINTEXT / SASL_SSL).")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never printed; or TOUCHPOINT_KAFKA_SASL_PASSWORD_FILE).")
+    kafka_ssl_ca_location: Path | None = Field(None, description="CA certificate(s), PEM, that signed the brokers' certificates (SSL / SASL_SSL). Unset: the system trust store.")
+    kafka_ssl_certificate_location: Path | None = Field(None, description="Client certificate, PEM, for brokers that require TLS client authentication (mTLS).")
+    kafka_ssl_key_location: Path | None = Field(None, description="Private key, PEM, of the client certificate.")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="Password of an encrypted client key (never printed; or TOUCHPOINT_KAFKA_SSL_KEY_PASSWORD_FILE).")
+    kafka_ssl_endpoint_identification: bool = Field(True, description="Check that the broker's certificate names the host connected to; disable only for certificates without the broker's name.")
     local_broker_port: int = Field(19092, description="Client port of the local broker (controller uses port+1).")
     schema_registry_url: str | None = Field(
         None, description="Confluent schema registry URL (mock:// for tests). Unset: Avro single-object encoding."
@@ -103,6 +108,16 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {sorted(allowed)}")
         return value
 
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism")
+    @classmethod
+    def _kafka_security(cls, value: str, info: Any) -> str:
+        from touchpoint.kafka_security import MECHANISMS, PROTOCOLS
+
+        allowed = PROTOCOLS if info.field_name == "kafka_security_protocol" else MECHANISMS
+        if value.upper() not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value.upper()
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -153,14 +168,10 @@ class Settings(BaseSettings):
         return self.topic("identity-merges")
 
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:
-        """librdkafka settings shared by every confluent-kafka client."""
-        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.kafka_security_protocol}
-        if self.kafka_sasl_mechanism:
-            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
-        if self.kafka_sasl_username:
-            conf["sasl.username"] = self.kafka_sasl_username
-        if self.kafka_sasl_password:
-            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        """librdkafka settings shared by every confluent-kafka client (security: ``kafka_security.librdkafka_security``)."""
+        from touchpoint.kafka_security import librdkafka_security
+
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, **librdkafka_security(self)}
         conf.update(overrides)
         return conf
 
@@ -172,8 +183,9 @@ class Settings(BaseSettings):
         """Settings as shown to users: secrets and DSN passwords masked."""
         out = self.model_dump()
         out["clickhouse_dsn"] = _redact_dsn(self.dsn)
-        if out.get("kafka_sasl_password"):
-            out["kafka_sasl_password"] = "***"
+        for name in ("kafka_sasl_password", "kafka_ssl_key_password"):
+            if out.get(name):
+                out[name] = "***"
         return out
 
 
