@@ -1,8 +1,10 @@
 """The one settings object.
 
 Sources, highest priority first: environment variables (prefix ``TOUCHPOINT_``; ``KAFKA_BOOTSTRAP_SERVERS``
-and ``CLICKHOUSE_DSN`` are also read unprefixed), then a TOML config file (``TOUCHPOINT_CONFIG`` or
-``./touchpoint.toml``), then the defaults below, which run everything locally with nothing installed.
+and ``CLICKHOUSE_DSN`` are also read unprefixed), then files named by ``<VARIABLE>_FILE`` for secret settings (as
+container secrets are mounted: ``TOUCHPOINT_KAFKA_SASL_PASSWORD_FILE=/run/secrets/kafka``), then a TOML config file
+(``TOUCHPOINT_CONFIG`` or ``./touchpoint.toml``), then the defaults below, which run everything locally with nothing
+installed. Secret settings are ``SecretStr``: their values never show in a repr, ``redacted()`` or an error.
 Nothing else in the code base reads ``os.environ`` for configuration.
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError as PydanticValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from touchpoint.errors import ConfigError
@@ -23,6 +26,48 @@ LOCAL_BOOTSTRAP = "127.0.0.1:19092"
 
 def _config_file() -> Path:
     return Path(os.environ.get("TOUCHPOINT_CONFIG", "touchpoint.toml"))
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return "SecretStr" in str(field.annotation)
+
+
+def secret_file_variables(name: str, field: FieldInfo) -> list[str]:
+    """The ``*_FILE`` variables a secret setting may be read from: ``TOUCHPOINT_<NAME>_FILE`` and, for settings with
+    an unprefixed variable (``CLICKHOUSE_DSN``), that one with ``_FILE``."""
+    names = [f"TOUCHPOINT_{name.upper()}_FILE"]
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        names += [f"{choice}_FILE" for choice in alias.choices
+                  if isinstance(choice, str) and choice.isupper() and f"{choice}_FILE" not in names]
+    return names
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """Secret settings from the files that ``<VARIABLE>_FILE`` variables name (trailing newline removed).
+
+    A variable set directly wins over its ``_FILE`` form. An unreadable file is a ConfigError naming the variable
+    (never the file's content)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False  # unused: __call__ reads every secret field at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            if not _is_secret(field):
+                continue
+            for variable in secret_file_variables(name, field):
+                path = os.environ.get(variable)
+                if not path:
+                    continue
+                try:
+                    values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+                except OSError as exc:
+                    raise ConfigError(f"{variable}={path} cannot be read ({exc.strerror or exc}); point it at the "
+                                      "file holding the secret, or unset it") from None
+                break
+        return values
 
 
 class Settings(BaseSettings):
@@ -127,7 +172,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+        return (init_settings, env_settings, SecretFilesSource(settings_cls),
+                TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
 
     # --- derived ---------------------------------------------------------------------------------
     @property
@@ -183,8 +229,8 @@ class Settings(BaseSettings):
         """Settings as shown to users: secrets and DSN passwords masked."""
         out = self.model_dump()
         out["clickhouse_dsn"] = _redact_dsn(self.dsn)
-        for name in ("kafka_sasl_password", "kafka_ssl_key_password"):
-            if out.get(name):
+        for name, field in type(self).model_fields.items():
+            if _is_secret(field) and name != "clickhouse_dsn" and out.get(name):
                 out[name] = "***"
         return out
 

@@ -149,7 +149,10 @@ def security_problem(settings: Settings, text: str) -> str | None:
     if ("APIVERSION_QUERY" in text or "connecting to a SSL listener" in text) and "Disconnected" in text:
         return (f"{where} closed the connection at the first request: the listener expects another security "
                 f"protocol than {ENV_PROTOCOL}={protocol} (SSL or SASL_SSL when it speaks TLS)")
-    if "SSL handshake failed" in text or "ssl.key.location" in text or "ssl.certificate.location" in text:
+    for prop, env in (("ssl.ca.location", ENV_CA), ("ssl.certificate.location", ENV_CERT), ("ssl.key.location", ENV_KEY)):
+        if f"{prop} failed" in text:
+            return f"{env} cannot be used ({text.split(f'{prop} failed: ', 1)[-1]}); point it at a PEM file"
+    if "SSL handshake failed" in text:
         return f"{where}: TLS failed ({text}); check {ENV_CA}, {ENV_CERT} and {ENV_KEY}"
     return None
 
@@ -181,7 +184,13 @@ def check_access(settings: Settings, timeout: float = 30.0) -> None:
     logger.addHandler(collected)
     errors: list[str] = []
     conf = settings.kafka_config(logger=logger, error_cb=lambda err: errors.append(err.str()))
-    client = AdminClient(conf)
+    try:
+        client = AdminClient(conf)
+    except KafkaException as exc:  # a property librdkafka cannot use (a CA file that is not PEM...)
+        logger.removeHandler(collected)
+        err = exc.args[0] if exc.args else None
+        text = err.str() if isinstance(err, KafkaError) else str(exc)
+        raise ConfigError(security_problem(settings, text) or f"Kafka client settings refused: {text}") from None
     deadline = time.monotonic() + timeout
     detail = "no answer"
     try:

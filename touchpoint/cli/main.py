@@ -18,6 +18,8 @@ app = typer.Typer(
     name="touchpoint",
     no_args_is_help=True,
     add_completion=False,
+    # A crash's traceback must never print local variables: they hold client configs with passwords.
+    pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
     help=(
         "Customer touchpoints as typed Avro events on Kafka, stitched into journeys and experience metrics, "
