@@ -126,8 +126,12 @@ class Settings(BaseSettings):
     clickhouse_dsn: SecretStr = Field(
         SecretStr(""),
         validation_alias=AliasChoices("CLICKHOUSE_DSN", "TOUCHPOINT_CLICKHOUSE_DSN", "clickhouse_dsn"),
-        description="chdb:///path for the embedded engine, http(s)://user:pass@host:8123 for a server. Unset: chdb under data_dir.",
+        description="chdb:///path for the embedded engine, http(s)://user:pass@host:8123 for a server (never printed; or CLICKHOUSE_DSN_FILE). Unset: chdb under data_dir.",
     )
+    clickhouse_ca_file: Path | None = Field(None, description="https server: CA certificate (PEM) that signed the server's certificate. Unset: the system trust store.")
+    clickhouse_client_cert: Path | None = Field(None, description="https server: client certificate (PEM) for servers that require one.")
+    clickhouse_client_key: Path | None = Field(None, description="https server: private key (PEM) of the client certificate, if not inside it.")
+    clickhouse_verify: bool = Field(True, description="https server: verify the server's certificate (disable only on a test bench).")
     clickhouse_database: str = Field("touchpoint", description="Database holding the pipeline's tables.")
     raw_ttl_days: int = Field(0, ge=0, description="TTL of raw touchpoints in days; 0 keeps them forever.")
     sink_group: str = Field("touchpoint-sink", description="Consumer group of the sink.")
@@ -222,8 +226,10 @@ class Settings(BaseSettings):
         return conf
 
     def clickhouse_kwargs(self) -> dict[str, Any]:
-        """Arguments for ``clickhouse_connect.get_client``."""
-        return {"dsn": self.dsn}
+        """Arguments for ``clickhouse_connect.get_client`` (``clickhouse_options``: DSN and TLS options)."""
+        from touchpoint.clickhouse_options import clickhouse_options
+
+        return clickhouse_options(self)
 
     def redacted(self) -> dict[str, Any]:
         """Settings as shown to users: secrets and DSN passwords masked."""
@@ -236,12 +242,15 @@ class Settings(BaseSettings):
 
 
 def _redact_dsn(dsn: str) -> str:
+    """The DSN without its password: in the user part and in a ``password=`` query parameter."""
+    import re
+
     if "@" in dsn and "://" in dsn:
         scheme, rest = dsn.split("://", 1)
         creds, host = rest.rsplit("@", 1)
         user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return dsn
+        dsn = f"{scheme}://{user}:***@{host}"
+    return re.sub(r"([?&](?:password|access_token)=)[^&#]*", r"\1***", dsn)
 
 
 def load_settings(**overrides: Any) -> Settings:
