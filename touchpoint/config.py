@@ -111,6 +111,8 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(20, ge=0, description="librdkafka linger.ms: how long the producer waits to fill a batch.")
     producer_compression: str = Field("lz4", description="none, gzip, snappy, lz4 or zstd.")
     max_string_bytes: int = Field(64 * 1024, ge=1, description="Longest string field an event may carry.")
+    pseudonymise_fields: str = Field("", description="Comma-separated event fields the producer replaces with HMAC-SHA256 before encoding (customer_id, anonymous_id, session_id, source, context.<key>, payload.<field>). Empty: none.")
+    pseudonymise_key: SecretStr | None = Field(None, description="Secret key of the pseudonyms (16+ bytes; never printed; or TOUCHPOINT_PSEUDONYMISE_KEY_FILE).")
 
     # --- worker (streams) -----------------------------------------------------------------------
     worker_id: str = Field("touchpoint-worker", description="Faust app id: workers with the same id share the work (consumer groups <id> and <id>-decode).")
