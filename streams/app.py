@@ -16,6 +16,7 @@ import faust
 
 from touchpoint.config import Settings
 from touchpoint.kafka_security import aiokafka_security
+from touchpoint.privacy import SuppressionList
 from touchpoint.schemas.codec import AvroCodec
 from touchpoint.streams.dead_letters import RatioGuard
 from touchpoint.streams.journey import JourneyConfig
@@ -38,6 +39,7 @@ class WorkerContext:
     before_flush: list[Callable[[], object]] = field(default_factory=list)  # hooks run before every offset commit
     after_flush: list[Callable[[], None]] = field(default_factory=list)  # hooks run once both outboxes are flushed
     table_writers: list[Any] = field(default_factory=list)  # streams.tables.TableWriter of each table
+    suppression: SuppressionList | None = None  # erased ids (touchpoint/privacy.py): their events are dropped
     fatal_reason: str | None = None
     request_stop: Callable[[], None] | None = None
     counters: dict[str, int] = field(default_factory=dict)
@@ -136,10 +138,14 @@ def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Pat
         datadir=datadir,
         outbox=Outbox(settings, on_failure=lambda reason: ctx.fail(reason)),
         changelog=Outbox(settings, on_failure=lambda reason: ctx.fail(reason), track_offsets=True),
+        suppression=SuppressionList(settings),
     )
+    from touchpoint.streams import forget
+
     decode_step.register(app, ctx)
-    identity_step.register(app, ctx)
-    journey_step.register(app, ctx)
+    identities = identity_step.register(app, ctx)
+    journeys = journey_step.register(app, ctx)
+    forget.register(app, ctx, identities, journeys)
     web.register(app, ctx)
     ctx.after_flush.insert(0, lambda: _persist(ctx))
     install(app, [ctx.outbox, ctx.changelog], ctx.before_flush, ctx.after_flush)
