@@ -141,6 +141,8 @@ class Settings(BaseSettings):
     sink_batch_seconds: float = Field(1.0, gt=0, description="...or when its oldest row waited this long.")
     sink_metrics_port: int = Field(9464, description="Sink's Prometheus /metrics port.")
     sink_sql_port: int = Field(8124, description="Read-only ClickHouse HTTP interface over the embedded store (0 disables).")
+    sink_sql_host: str = Field("127.0.0.1", description="Address of the read-only SQL port; anything but loopback needs TOUCHPOINT_SINK_SQL_USERS.")
+    sink_sql_users: SecretStr | None = Field(None, description="Users of the read-only SQL port: name:sha256:<hex>[:db,...] or name:pbkdf2:<iter>:<salt>:<hex>[:db,...], ';'-separated (sinks/port_auth.py). Unset: no login, loopback only.")
     sink_resume_from_store: bool = Field(
         True,
         description="On partition assignment, skip records whose offset is already stored (the store's highest "
