@@ -140,9 +140,9 @@ def security_problem(settings: Settings, text: str) -> str | None:
         return (f"{where} presented a TLS certificate this client does not trust ({detail}): set {ENV_CA} to the "
                 f"CA certificate (PEM) that signed the brokers' certificates"
                 + (f", or check {ENV_ENDPOINT}" if detail == "hostname mismatch" else ""))
-    if "SSL handshake failed" in text and ("alert" in text or "certificate required" in text):
-        return (f"{where} refused the TLS handshake (it may require a client certificate): set {ENV_CERT} and "
-                f"{ENV_KEY}, and check {ENV_CA}")
+    if any(alert in text for alert in ("alert bad certificate", "alert certificate required", "alert unknown ca")):
+        return (f"{where} refused this client's TLS certificate (the listener requires one its CA signed): set "
+                f"{ENV_CERT} and {ENV_KEY} to a client certificate and key the brokers trust")
     if "connecting to a PLAINTEXT broker listener" in text or "wrong version number" in text:
         return (f"{where} is not a TLS listener but {ENV_PROTOCOL}={protocol}: set {ENV_PROTOCOL} to what that "
                 "listener speaks (PLAINTEXT or SASL_PLAINTEXT)")

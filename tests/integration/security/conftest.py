@@ -45,18 +45,29 @@ class SecureBroker:
                 "kafka_sasl_password": self.password, "kafka_ssl_ca_location": self.tls.ca}
 
 
-@pytest.fixture(scope="module")
-def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
-    base = tmp_path_factory.mktemp("secure-kafka")
+def _secure_broker(base: Path, *, mutual_tls: bool) -> Iterator[SecureBroker]:
     tls = make_tls_material(base / "tls")
     password = "pw-" + uuid.uuid4().hex  # distinctive: the leak test greps for it
     broker = LocalBroker(base / "kafka", free_port_pair(), secure_port=free_port())
     broker.secure_dir.mkdir(parents=True)
     shutil.copy(tls.broker_pem, broker.secure_dir / "broker.pem")
+    if mutual_tls:
+        shutil.copy(tls.ca, broker.secure_dir / "client-ca.pem")
     (broker.secure_dir / "scram-users").write_text(f"{USER} {password}\n")
     try:
         broker.start(timeout=180)
         yield SecureBroker(broker.secure_bootstrap, USER, password, tls)
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="module")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    yield from _secure_broker(tmp_path_factory.mktemp("secure-kafka"), mutual_tls=False)
+
+
+@pytest.fixture(scope="module")
+def mtls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    """The same, and the listener requires a client certificate signed by the test CA (mTLS)."""
+    yield from _secure_broker(tmp_path_factory.mktemp("mtls-kafka"), mutual_tls=True)
 

@@ -91,6 +91,8 @@ def test_unknown_protocol_or_mechanism_is_a_config_error_naming_the_variable() -
      "invalid credentials with SASL mechanism SCRAM-SHA-512", "TOUCHPOINT_KAFKA_SASL_PASSWORD"),
     ("sasl_ssl://k:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: "
      "broker certificate could not be verified", "TOUCHPOINT_KAFKA_SSL_CA_LOCATION"),
+    ("sasl_ssl://k:9093/bootstrap: Receive failed: error:0A000412:SSL routines::ssl/tls alert bad certificate: SSL "
+     "alert number 42 (after 22ms in state APIVERSION_QUERY)", "TOUCHPOINT_KAFKA_SSL_CERTIFICATE_LOCATION"),
     ("FAIL [rdkafka#producer-1] k:9093/bootstrap: Disconnected: connection closed by peer: receive 0 after POLLIN "
      "(after 1ms in state APIVERSION_QUERY)", "TOUCHPOINT_KAFKA_SECURITY_PROTOCOL"),
 ])
