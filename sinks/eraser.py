@@ -47,10 +47,11 @@ class Eraser:
         self._next_poll = 0.0
 
     def start(self) -> None:
-        """Read the whole list, and apply it to the store once (a sink may have been down during an erase)."""
+        """Read the whole list, and apply it to the store once (a sink may have been down during an erase); audit
+        rows only for requests that still removed something, so restarts do not repeat empty ones."""
         requests = self.suppression.load()
         if requests:
-            self.erase(requests)
+            self.erase(requests, audit_empty=False)
 
     def blocks(self, table: str, record: dict[str, Any]) -> bool:
         ids = self.suppression.ids
@@ -67,7 +68,7 @@ class Eraser:
         self._next_poll = time.monotonic() + POLL_INTERVAL_S
         return self.suppression.poll()
 
-    def erase(self, requests: list[ErasureRequest]) -> None:
+    def erase(self, requests: list[ErasureRequest], *, audit_empty: bool = True) -> None:
         """Steps 2-4 of the module docstring for the records read (step 1 is the caller's)."""
         by_request: dict[str, list[str]] = defaultdict(list)
         meta: dict[str, ErasureRequest] = {}
@@ -96,6 +97,8 @@ class Eraser:
                 if removed[table]:
                     self.store.command(f"DELETE FROM {db}.{table} WHERE {condition}")
             request = meta[request_id]
+            if not audit_empty and not any(removed.values()):
+                continue
             self.store.insert(
                 "privacy_erasures",
                 [[request_id], [datetime.fromtimestamp(request.requested_at / 1000, tz=timezone.utc)],
