@@ -211,7 +211,7 @@ status() {
     [[ -d $1 ]] || { echo "not running"; return 3; }
     data=$(abs_dir "$1")
     if pid=$(running_pid "$data"); then
-        port=$(sed -n 's#^listeners=PLAINTEXT://[^:]*:\([0-9]*\).*#\1#p' "$data/server.properties")
+        port=$(sed -n 's#^listeners=PLAINTEXT://[^:]*:\([0-9]*\).*#\1#p' "$data/server.properties" | head -n1)
         echo "running pid=$pid port=$port version=$KAFKA_VERSION"
         return 0
     fi
