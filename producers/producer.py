@@ -27,6 +27,7 @@ from touchpoint.schemas.codec import AvroCodec
 from touchpoint.schemas.validation import validate_event
 
 from touchpoint.producers.builders import EventType
+from touchpoint.producers.pseudonymise import Pseudonymiser
 
 DeliveryCallback = Callable[["DeliveryError | None", "DeliveryReport | None"], None]
 
@@ -189,8 +190,13 @@ class TouchpointProducer:
         codec: AvroCodec | None = None,
         config: Mapping[str, Any] | None = None,
         queue_full_timeout: float = 60.0,
+        pseudonymise: Pseudonymiser | None | bool = True,
     ) -> None:
+        """``pseudonymise``: True (default) hashes the fields ``pseudonymise_fields`` names (none unless configured),
+        a ``Pseudonymiser`` uses that one, False or None sends events as given."""
         self.settings = settings or get_settings()
+        self._pseudonymise = (Pseudonymiser.from_settings(self.settings) if pseudonymise is True
+                              else pseudonymise or None)
         self.topic = topic or self.settings.events_topic
         self._codec = codec or AvroCodec.from_settings(self.settings)
         self._encode = self._codec.encode
@@ -213,7 +219,11 @@ class TouchpointProducer:
         return cls(settings, **kwargs)
 
     def check_topic(self, timeout: float = 10.0) -> int:
-        """Fail early, with what to do, when the topic does not exist or the broker is unreachable; return its partitions."""
+        """Fail early, with what to do, when the topic does not exist, the broker is unreachable or refuses the security
+        settings; return its partitions."""
+        from touchpoint.kafka_security import check_access
+
+        check_access(self.settings, timeout)
         try:
             metadata = self._kafka.list_topics(self.topic, timeout=timeout)
         except KafkaException as exc:
@@ -237,6 +247,8 @@ class TouchpointProducer:
         """
         if self._closed:
             raise TouchpointError("this TouchpointProducer is closed; create a new one")
+        if self._pseudonymise is not None and isinstance(event, dict):
+            event = self._pseudonymise(event)
         try:
             validate_event(event, self._max_string_bytes)
             value = self._encode(event)  # raises ValidationError too if the record cannot be written
@@ -255,6 +267,9 @@ class TouchpointProducer:
         if self._closed:
             raise TouchpointError("this TouchpointProducer is closed; create a new one")
         batch = events if isinstance(events, list) else list(events)
+        if self._pseudonymise is not None:
+            pseudonymise = self._pseudonymise
+            batch = [pseudonymise(e) if isinstance(e, dict) else e for e in batch]
         validate, encode, limit = validate_event, self._encode, self._max_string_bytes
         values: list[bytes] = []
         append = values.append

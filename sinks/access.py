@@ -124,7 +124,7 @@ def open_access(settings: Any) -> AnalystAccess:
     database: str = settings.clickhouse_database
     if not dsn.startswith("chdb:"):
         try:
-            client = clickhouse_connect.get_client(dsn=dsn, database=database)
+            client = clickhouse_connect.get_client(**{**settings.clickhouse_kwargs(), "database": database})
         except Exception as exc:  # noqa: BLE001 - classified below
             err = client_error(exc)
             if isinstance(err, QueryError) and err.code == 81:

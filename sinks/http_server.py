@@ -18,8 +18,8 @@ ClickHouse's status mapping (400 syntax/bad arguments, 404 unknown table/databas
 403 for everything refused as a write. The output bytes are the engine's own: nothing is re-encoded.
 
 Not supported (answered with a clear error): external data tables, ClickHouse-native block compression
-(``compress=1``/``decompress=1``), inserts of any kind. Credentials are accepted and ignored: the port binds to
-loopback only and can only read.
+(``compress=1``/``decompress=1``), inserts of any kind. Logins: ``port_auth.py`` (with no users configured,
+credentials are ignored and the port binds to loopback only).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, urlsplit
 from touchpoint import metrics
 from touchpoint.errors import ConfigError
 from touchpoint.sinks.http_wire import codec_available, decode_body, encode_body, form_fields, http_status
+from touchpoint.sinks.port_auth import PortAccess, redact
 from touchpoint.sinks.readonly_engine import QueryError, QueryOutput, ReadOnlyEngine, as_query_error
 from touchpoint.sinks.sql_guard import ReadOnlyViolation, refuse_write_head
 
@@ -66,8 +67,9 @@ class ReadOnlySQLServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, engine: ReadOnlyEngine, host: str, port: int) -> None:
+    def __init__(self, engine: ReadOnlyEngine, host: str, port: int, access: PortAccess | None = None) -> None:
         self.engine = engine
+        self.access = access or PortAccess({}, set)
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Handler)
         self._thread: threading.Thread | None = None
@@ -135,15 +137,18 @@ def serve_readonly(client: Any, host: str | int = "127.0.0.1", port: int | None 
         host = "127.0.0.1"
     if callable(client) and not hasattr(client, "query") and not hasattr(client, "client"):
         client = client()  # a zero-argument factory of the owner's client
-    if host not in LOOPBACK_HOSTS:
-        raise ConfigError(f"the read-only SQL port binds to loopback only (127.0.0.1, ::1), not {host!r}")
+    access = PortAccess.from_settings(settings, lambda: _databases(engine))
+    if host not in LOOPBACK_HOSTS and not access.enabled:
+        raise ConfigError(f"the read-only SQL port has no users, so it binds to loopback only (127.0.0.1, ::1), not "
+                          f"{host!r}: set TOUCHPOINT_SINK_SQL_USERS (sinks/port_auth.py) or a loopback "
+                          "TOUCHPOINT_SINK_SQL_HOST")
     raw_client = getattr(client, "client", client)
     database = database or getattr(client, "database", None)
     if not database or database == "default":
         database = settings.clickhouse_database
     engine = ReadOnlyEngine(engine_connection_string(raw_client), database, max_concurrent=max_concurrent)
     try:
-        server = ReadOnlySQLServer(engine, host, settings.sink_sql_port if port is None else port)
+        server = ReadOnlySQLServer(engine, host, settings.sink_sql_port if port is None else port, access)
     except OSError as exc:
         raise ConfigError(
             f"cannot serve read-only SQL on {host}:{port if port is not None else settings.sink_sql_port}: {exc}; "
@@ -163,7 +168,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "touchpoint-readonly"
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s %s", self.address_string(), format % args)
+        log.debug("%s %s", self.address_string(), redact(format % args))
 
     # ---- routing --------------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
@@ -252,6 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
         settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
         bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         database = params.get("database") or self.headers.get("X-ClickHouse-Database") or None
+        database = self.server.access.check(self.headers, params, query, database, self.server.engine.default_database)
         default_format = params.get("default_format") or self.headers.get("X-ClickHouse-Format") or "TabSeparated"
         session_timeout = float(params.get("session_timeout") or 60)
         query_id = params.get("query_id") or str(uuid.uuid4())
@@ -332,6 +338,11 @@ class _Handler(BaseHTTPRequestHandler):
             "X-ClickHouse-Exception-Code": str(exc.code),
             "X-ClickHouse-Server-Display-Name": "touchpoint-readonly",
         })
+
+
+def _databases(engine: ReadOnlyEngine) -> set[str]:
+    return set(engine.execute("SELECT name FROM system.databases", default_format="TabSeparated",
+                              stream=False).read_all().decode().split())
 
 
 def _summary(output: QueryOutput, result_bytes: int) -> dict[str, str]:

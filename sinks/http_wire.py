@@ -17,7 +17,7 @@ _NOT_FOUND = {46, 47, 50, 60, 63, 73, 81, 115, 145, 511, 1002}
 
 def http_status(code: int) -> int:
     """ClickHouse's mapping of an exception code to an HTTP status, plus 403 for refused writes."""
-    if code in (164, 497):
+    if code in (164, 497, 516):  # 516: AUTHENTICATION_FAILED, as ClickHouse answers it
         return 403
     if code in _BAD_REQUEST:
         return 400

@@ -41,10 +41,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from touchpoint import metrics as m
 from touchpoint.dead_letter import KIND_INVALID, KIND_REJECTED, DeadLetter
-from touchpoint.errors import BrokerUnavailableError, InvalidEventError, ValidationError
+from touchpoint.errors import BrokerUnavailableError, ConfigError, InvalidEventError, ValidationError
+from touchpoint.kafka_security import security_problem
 from touchpoint.schemas.codec import AvroCodec
 from touchpoint.schemas.validation import validate_event
 from touchpoint.sinks.batcher import Batch, Batcher, token_for
+from touchpoint.sinks.eraser import Eraser
 from touchpoint.sinks.rows import JOURNEYS, MERGES, METRICS, TOUCHPOINTS, TableSpec, month_of_millis
 from touchpoint.sinks.store import Store, StoreRejectedError, StoreRetryableError
 
@@ -74,6 +76,7 @@ class SinkStats:
     retries: int = 0
     skipped_stored: int = 0
     skipped_invalid: int = 0
+    skipped_erased: int = 0
     dead_letters: int = 0
     commits: int = 0
     max_pending_rows: int = 0
@@ -99,6 +102,7 @@ class SinkLoop:
             settings.merges_topic: MERGES,
         }
         self.batcher = Batcher(settings.sink_batch_rows, settings.sink_batch_seconds)
+        self.eraser = Eraser(settings, store)  # erased ids: their records dropped, their rows deleted (privacy.py)
         self.stats = SinkStats()
         self._consumer = consumer
         self._producer = producer
@@ -146,6 +150,7 @@ class SinkLoop:
 
     def run(self, *, idle_exit: float | None = None) -> SinkStats:
         """Consume until ``stop()`` (or, with ``idle_exit``, until assigned and idle that long); flush, commit, close."""
+        self.eraser.start()
         consumer = self.consumer
         consumer.subscribe(list(self.routes), on_assign=self._on_assign, on_revoke=self._on_revoke,
                            on_lost=self._on_lost)
@@ -163,6 +168,9 @@ class SinkLoop:
                             continue
                         if error.fatal():
                             raise BrokerUnavailableError(f"Kafka consumer failed: {error.str()}")
+                        problem = security_problem(self.settings, error.str())
+                        if problem is not None:
+                            raise ConfigError(problem)
                         log.warning("Kafka consumer error: %s", error.str())
                         continue
                     self._accept(message)
@@ -171,6 +179,11 @@ class SinkLoop:
                     last_message = max(now if messages else 0.0, self._assigned_at)
                 for table in self.batcher.due(now):
                     self._flush(table)
+                if self.eraser.due(now):
+                    erasures = self.eraser.poll()
+                    if erasures:
+                        self.flush_all()  # rows accepted before the erasure was known are stored, then deleted
+                        self.eraser.erase(erasures)
                 m.SINK_PENDING_ROWS.set(self.batcher.pending_rows())
                 self._progress(now)
                 if (idle_exit is not None and self._assigned and now - last_message >= idle_exit
@@ -184,6 +197,7 @@ class SinkLoop:
             self.batcher.clear()
         finally:
             self._stop.set()  # on_revoke during close must not flush again
+            self.eraser.close()
             try:
                 consumer.close()
             finally:
@@ -210,6 +224,10 @@ class SinkLoop:
                 self.stats.skipped_stored += 1
                 m.SINK_RECORDS_SKIPPED.labels("already_stored").inc()
                 return
+        if message.value() is None and spec is JOURNEYS:  # an erased journey's tombstone (compaction marker)
+            m.SINK_RECORDS_SKIPPED.labels("tombstone").inc()
+            self.batcher.batch(spec).consumed(topic, partition, offset)
+            return
         try:
             record = self.codec.decode(message.value() or b"", spec.schema)
             if spec.validate:
@@ -218,6 +236,11 @@ class SinkLoop:
             row = spec.to_row(record, topic, partition, offset)
         except (InvalidEventError, ValidationError, KeyError, TypeError, ValueError) as exc:
             self._bad_record(spec, message, exc)
+            return
+        if self.eraser.blocks(spec.table, record):
+            self.stats.skipped_erased += 1
+            m.SINK_RECORDS_SKIPPED.labels("erased").inc()
+            self.batcher.batch(spec).consumed(topic, partition, offset)
             return
         if self.batcher.must_cut_before(spec, month):
             self._flush(spec.table)

@@ -31,10 +31,13 @@ def start_sql_server(settings: Any, store: Store) -> Any:
         return None
     from touchpoint.sinks.http_server import serve_readonly
 
-    return serve_readonly(store, port=settings.sink_sql_port, settings=settings)
+    return serve_readonly(store, host=settings.sink_sql_host, port=settings.sink_sql_port, settings=settings)
 
 
 def run_sink(settings: Any, *, idle_exit: float | None = None) -> SinkStats:
+    from touchpoint.kafka_security import check_access
+
+    check_access(settings)  # wrong credentials or CA: a clear error now, not a consumer retrying forever
     store = Store.connect(settings)
     try:
         applied = migrate(store, settings)

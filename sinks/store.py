@@ -14,6 +14,7 @@ insert runs and *after* it ran, so tests can make an engine that cannot be stopp
 - ``insert_response_lost``: holds a number N; the next N inserts run, then fail with a retryable error as if
   the response was lost (the retry must be deduplicated by its token).
 - ``pause_before_commit``: see ``FaultSeam.before_commit`` (used by the sink loop).
+- ``crash_before_insert``: the next insert raises an unexpected error (a crash with a traceback).
 """
 
 from __future__ import annotations
@@ -135,6 +136,8 @@ class FaultSeam:
         return path if path.exists() else None
 
     def before_insert(self, table: str) -> None:
+        if self._flag("crash_before_insert") is not None:
+            raise RuntimeError(f"insert into {table}: forced crash (fault seam crash_before_insert)")
         if self._flag("insert_unavailable") is not None:
             raise StoreRetryableError(f"insert into {table}: store unavailable (fault seam insert_unavailable)", 210)
 

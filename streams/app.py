@@ -15,7 +15,8 @@ from typing import Any, Callable
 import faust
 
 from touchpoint.config import Settings
-from touchpoint.errors import ConfigError
+from touchpoint.kafka_security import aiokafka_security
+from touchpoint.privacy import SuppressionList
 from touchpoint.schemas.codec import AvroCodec
 from touchpoint.streams.dead_letters import RatioGuard
 from touchpoint.streams.journey import JourneyConfig
@@ -38,6 +39,7 @@ class WorkerContext:
     before_flush: list[Callable[[], object]] = field(default_factory=list)  # hooks run before every offset commit
     after_flush: list[Callable[[], None]] = field(default_factory=list)  # hooks run once both outboxes are flushed
     table_writers: list[Any] = field(default_factory=list)  # streams.tables.TableWriter of each table
+    suppression: SuppressionList | None = None  # erased ids (touchpoint/privacy.py): their events are dropped
     fatal_reason: str | None = None
     request_stop: Callable[[], None] | None = None
     counters: dict[str, int] = field(default_factory=dict)
@@ -62,21 +64,18 @@ def _brokers(settings: Settings) -> list[str]:
 
 
 def _credentials(settings: Settings) -> Any:
-    protocol = settings.kafka_security_protocol.upper()
+    """faust's credentials object for ``kafka_security.aiokafka_security`` (the one conversion for aiokafka)."""
+    kwargs = aiokafka_security(settings)
+    protocol = kwargs["security_protocol"]
     if protocol == "PLAINTEXT":
         return None
-    if protocol in ("SASL_PLAINTEXT", "SASL_SSL") and settings.kafka_sasl_username and settings.kafka_sasl_password:
-        import ssl
-
-        return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password.get_secret_value(),
-            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
-            ssl_context=ssl.create_default_context() if protocol == "SASL_SSL" else None,
-        )
-    raise ConfigError(
-        f"the worker supports security protocols PLAINTEXT, SASL_PLAINTEXT and SASL_SSL with username/password; "
-        f"got TOUCHPOINT_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol}."
+    if protocol == "SSL":
+        return faust.SSLCredentials(kwargs["ssl_context"])
+    return faust.SASLCredentials(
+        username=kwargs["sasl_plain_username"],
+        password=kwargs["sasl_plain_password"],
+        mechanism=kwargs["sasl_mechanism"],
+        ssl_context=kwargs.get("ssl_context"),  # present for SASL_SSL: faust then speaks SASL_SSL
     )
 
 
@@ -139,10 +138,14 @@ def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Pat
         datadir=datadir,
         outbox=Outbox(settings, on_failure=lambda reason: ctx.fail(reason)),
         changelog=Outbox(settings, on_failure=lambda reason: ctx.fail(reason), track_offsets=True),
+        suppression=SuppressionList(settings),
     )
+    from touchpoint.streams import forget
+
     decode_step.register(app, ctx)
-    identity_step.register(app, ctx)
-    journey_step.register(app, ctx)
+    identities = identity_step.register(app, ctx)
+    journeys = journey_step.register(app, ctx)
+    forget.register(app, ctx, identities, journeys)
     web.register(app, ctx)
     ctx.after_flush.insert(0, lambda: _persist(ctx))
     install(app, [ctx.outbox, ctx.changelog], ctx.before_flush, ctx.after_flush)

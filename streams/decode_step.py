@@ -32,6 +32,7 @@ from confluent_kafka import Message
 
 from touchpoint.dead_letter import KIND_INVALID, KIND_UNDECODABLE, DeadLetter
 from touchpoint.errors import InvalidEventError, ValidationError
+from touchpoint.metrics import STREAM_SUPPRESSED
 from touchpoint.schemas.validation import validate_event
 from touchpoint.streams import internal
 from touchpoint.streams.app import WorkerContext
@@ -119,6 +120,9 @@ class DecodeStep:
         decoded, kind, reason = check(ctx, value)
         if decoded is not None:
             ctx.guard.record(False)
+            if ctx.suppression is not None and ctx.suppression.blocks(decoded):
+                STREAM_SUPPRESSED.inc()  # an erased customer's or visitor's event: dropped, counted
+                return True
             self.framer.add(decoded)
             return True
         topic = msg.topic() or ""

@@ -21,7 +21,7 @@ import faust
 
 from touchpoint.dead_letter import KIND_INVALID, DeadLetter
 from touchpoint.errors import InvalidEventError
-from touchpoint.metrics import STREAM_MERGES
+from touchpoint.metrics import STREAM_MERGES, STREAM_SUPPRESSED
 from touchpoint.streams import internal, state_codec
 from touchpoint.streams.app import WorkerContext
 from touchpoint.streams.dead_letters import STAGE, DeadLetterSender
@@ -64,6 +64,13 @@ class IdentityStep:
         self.aliases: CachedTable[AliasState] = CachedTable(writer, state_codec.loads_alias, state_codec.dumps_alias,
                                                            max_items=50_000)
         self.codec = ctx.codec
+        self.suppression = ctx.suppression
+
+    def forget(self, anonymous_id: str, partition: int) -> bool:
+        """Delete the alias of an erased anonymous id (the erasure sweep, outside the agent)."""
+        key = anonymous_id.encode("utf-8")
+        self.aliases.forget(key)
+        return self.aliases.writer.forget_key(key, partition)
 
     def process(self, msg: Any) -> None:
         try:
@@ -84,6 +91,9 @@ class IdentityStep:
         key: bytes | None = None
         try:
             ev = internal.check_event(item)
+            if self.suppression is not None and self.suppression.blocks(ev):
+                STREAM_SUPPRESSED.inc()  # framed before its id was erased: dropped here
+                return
             anon = ev.get("anonymous_id")
             key = anon.encode("utf-8") if anon else None
             alias = self.aliases.get(key) if key is not None else None

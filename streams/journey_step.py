@@ -49,6 +49,7 @@ from touchpoint.metrics import (
     STREAM_JOURNEYS_OPEN,
     STREAM_LATE_EVENTS,
     STREAM_RECOVERY_SECONDS,
+    STREAM_SUPPRESSED,
 )
 from touchpoint.streams import internal, state_codec, windows
 from touchpoint.streams.app import WorkerContext
@@ -181,6 +182,11 @@ class JourneyStep:
         key = b""
         try:
             owner, restitched, event = internal.check_routed(item)
+            suppression = self.ctx.suppression
+            if suppression is not None and suppression.ids and (owner in suppression.ids or suppression.blocks(event)):
+                if not restitched and not is_merge_marker(event):
+                    STREAM_SUPPRESSED.inc()  # framed before its id was erased: dropped here
+                return wm
             key = b"j:" + owner.encode("utf-8")
             state = frame.states[key] if key in frame.states else self.states.get(key)
             had = state is not None
@@ -234,6 +240,24 @@ class JourneyStep:
         if result.snapshot is not None:
             frame.snapshots[result.snapshot["journey_id"]] = result.snapshot
         return wm
+
+    def forget(self, owner: str, partition: int) -> bool:
+        """Delete an erased owner's journey state (journeys, dedup entries) and tombstone its journey ids on the
+        compacted journeys topic (the erasure sweep, outside the agent; the sink deletes the stored rows)."""
+        key = journey_key(owner)
+        store = getattr(self.table.data, "_dbs", {}).get(partition)
+        raw = store.get(key) if store is not None else None
+        if raw is None:
+            return False
+        ids = {snap["journey_id"] for snap in snapshots_of(state_codec.loads_journey(raw), self.cfg, _now_ms())}
+        self.states.forget(key)
+        self.writer.forget_key(key, partition)
+        for journey_id in ids | {j for j in self.pending if j.startswith(owner + ":")}:
+            self.pending.pop(journey_id, None)
+            self.outbox.send(self.journeys_topic, None, journey_id.encode("utf-8"))
+        self.owners_open = max(0, self.owners_open - 1)
+        STREAM_JOURNEYS_OPEN.set(self.owners_open)
+        return True
 
     def _divert(self, msg: Any, item: Any, index: int, reason: str, kind: str) -> None:
         """Dead-letter one frame item as its own record (one-event form), keyed by its owner when known."""

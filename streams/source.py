@@ -26,7 +26,8 @@ from typing import Any, Callable
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from touchpoint.errors import BrokerUnavailableError
+from touchpoint.errors import BrokerUnavailableError, ConfigError
+from touchpoint.kafka_security import security_problem
 from touchpoint.metrics import STREAM_CONSUMER_LAG, lag_by_topic
 from touchpoint.streams.outbox import DeliveryFailed, Outbox
 
@@ -47,6 +48,7 @@ class SourceConsumer:
         """``flush``: hand what ``handle`` holds back (open frames) to the outbox; called every ``flush_every``
         seconds and before every commit. ``legacy_group``: the group that read ``topic`` before this one (see
         ``_continue_legacy``)."""
+        self.settings = settings
         self.topic = topic
         self.group = group
         self.legacy_group = legacy_group
@@ -100,6 +102,9 @@ class SourceConsumer:
         if error is not None:
             if error.fatal():
                 raise BrokerUnavailableError(f"Kafka consumer of {self.topic} failed: {error.str()}")
+            problem = security_problem(self.settings, error.str())
+            if problem is not None:
+                raise ConfigError(problem)
             log.warning("Kafka consumer error on %s: %s", self.topic, error.str())
             return True
         go_on = self.handle(message)

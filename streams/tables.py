@@ -44,6 +44,18 @@ class TableWriter:
             pass
         self.outbox.send(self.topic, None, key, partition=partition)
 
+    def forget_key(self, key: bytes, partition: int) -> bool:
+        """Delete ``key`` from ``partition``'s store and changelog if this worker holds it there (outside an agent:
+        the erasure sweep); returns whether it was there."""
+        store = self.table.data
+        db = getattr(store, "_dbs", {}).get(partition)
+        if db is None or db.get(key) is None:
+            return False
+        db.delete(key)
+        store._key_index.pop(key, None)
+        self.outbox.send(self.topic, None, key, partition=partition)
+        return True
+
     def persist_offsets(self, acked: dict[tuple[str, int], int]) -> None:
         """Record the acknowledged changelog offsets of the partitions this worker holds (after a flush)."""
         from faust.types import TP

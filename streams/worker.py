@@ -54,6 +54,8 @@ def run_worker(settings: Settings, *, web_port: int | None = None, data_dir: Pat
     datadir = worker_datadir(settings, port, data_dir)
     discarded = prepare_datadir(datadir)
     app, ctx = create_app(settings, web_port=port, data_dir=data_dir)
+    if ctx.suppression is not None:
+        ctx.suppression.load()  # erased ids are suppressed before the first event is read (touchpoint/privacy.py)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.spinner = None  # a terminal spinner only garbles logs
     ctx.request_stop = lambda: worker._schedule_shutdown(signal.SIGTERM)  # the same path as a SIGTERM

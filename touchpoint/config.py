@@ -1,8 +1,10 @@
 """The one settings object.
 
 Sources, highest priority first: environment variables (prefix ``TOUCHPOINT_``; ``KAFKA_BOOTSTRAP_SERVERS``
-and ``CLICKHOUSE_DSN`` are also read unprefixed), then a TOML config file (``TOUCHPOINT_CONFIG`` or
-``./touchpoint.toml``), then the defaults below, which run everything locally with nothing installed.
+and ``CLICKHOUSE_DSN`` are also read unprefixed), then files named by ``<VARIABLE>_FILE`` for secret settings (as
+container secrets are mounted: ``TOUCHPOINT_KAFKA_SASL_PASSWORD_FILE=/run/secrets/kafka``), then a TOML config file
+(``TOUCHPOINT_CONFIG`` or ``./touchpoint.toml``), then the defaults below, which run everything locally with nothing
+installed. Secret settings are ``SecretStr``: their values never show in a repr, ``redacted()`` or an error.
 Nothing else in the code base reads ``os.environ`` for configuration.
 """
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError as PydanticValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from touchpoint.errors import ConfigError
@@ -23,6 +26,48 @@ LOCAL_BOOTSTRAP = "127.0.0.1:19092"
 
 def _config_file() -> Path:
     return Path(os.environ.get("TOUCHPOINT_CONFIG", "touchpoint.toml"))
+
+
+def _is_secret(field: FieldInfo) -> bool:
+    return "SecretStr" in str(field.annotation)
+
+
+def secret_file_variables(name: str, field: FieldInfo) -> list[str]:
+    """The ``*_FILE`` variables a secret setting may be read from: ``TOUCHPOINT_<NAME>_FILE`` and, for settings with
+    an unprefixed variable (``CLICKHOUSE_DSN``), that one with ``_FILE``."""
+    names = [f"TOUCHPOINT_{name.upper()}_FILE"]
+    alias = field.validation_alias
+    if isinstance(alias, AliasChoices):
+        names += [f"{choice}_FILE" for choice in alias.choices
+                  if isinstance(choice, str) and choice.isupper() and f"{choice}_FILE" not in names]
+    return names
+
+
+class SecretFilesSource(PydanticBaseSettingsSource):
+    """Secret settings from the files that ``<VARIABLE>_FILE`` variables name (trailing newline removed).
+
+    A variable set directly wins over its ``_FILE`` form. An unreadable file is a ConfigError naming the variable
+    (never the file's content)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False  # unused: __call__ reads every secret field at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            if not _is_secret(field):
+                continue
+            for variable in secret_file_variables(name, field):
+                path = os.environ.get(variable)
+                if not path:
+                    continue
+                try:
+                    values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+                except OSError as exc:
+                    raise ConfigError(f"{variable}={path} cannot be read ({exc.strerror or exc}); point it at the "
+                                      "file holding the secret, or unset it") from None
+                break
+        return values
 
 
 class Settings(BaseSettings):
@@ -43,10 +88,15 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
         description="Existing Kafka cluster. Unset: the local single-node broker on 127.0.0.1:19092, started on demand.",
     )
-    kafka_security_protocol: str = Field("PLAINTEXT", description="librdkafka security.protocol.")
-    kafka_sasl_mechanism: str | None = Field(None, description="librdkafka sasl.mechanism.")
-    kafka_sasl_username: str | None = Field(None, description="librdkafka sasl.username.")
-    kafka_sasl_password: SecretStr | None = Field(None, description="librdkafka sasl.password (never printed).")
+    kafka_security_protocol: str = Field("PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (librdkafka security.protocol); every Kafka client of the pipeline uses it.")
+    kafka_sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism with SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    kafka_sasl_username: str | None = Field(None, description="SASL username (with SASL_PLAINTEXT / SASL_SSL).")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (never printed; or TOUCHPOINT_KAFKA_SASL_PASSWORD_FILE).")
+    kafka_ssl_ca_location: Path | None = Field(None, description="CA certificate(s), PEM, that signed the brokers' certificates (SSL / SASL_SSL). Unset: the system trust store.")
+    kafka_ssl_certificate_location: Path | None = Field(None, description="Client certificate, PEM, for brokers that require TLS client authentication (mTLS).")
+    kafka_ssl_key_location: Path | None = Field(None, description="Private key, PEM, of the client certificate.")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="Password of an encrypted client key (never printed; or TOUCHPOINT_KAFKA_SSL_KEY_PASSWORD_FILE).")
+    kafka_ssl_endpoint_identification: bool = Field(True, description="Check that the broker's certificate names the host connected to; disable only for certificates without the broker's name.")
     local_broker_port: int = Field(19092, description="Client port of the local broker (controller uses port+1).")
     schema_registry_url: str | None = Field(
         None, description="Confluent schema registry URL (mock:// for tests). Unset: Avro single-object encoding."
@@ -61,6 +111,8 @@ class Settings(BaseSettings):
     producer_linger_ms: int = Field(20, ge=0, description="librdkafka linger.ms: how long the producer waits to fill a batch.")
     producer_compression: str = Field("lz4", description="none, gzip, snappy, lz4 or zstd.")
     max_string_bytes: int = Field(64 * 1024, ge=1, description="Longest string field an event may carry.")
+    pseudonymise_fields: str = Field("", description="Comma-separated event fields the producer replaces with HMAC-SHA256 before encoding (customer_id, anonymous_id, session_id, source, context.<key>, payload.<field>). Empty: none.")
+    pseudonymise_key: SecretStr | None = Field(None, description="Secret key of the pseudonyms (16+ bytes; never printed; or TOUCHPOINT_PSEUDONYMISE_KEY_FILE).")
 
     # --- worker (streams) -----------------------------------------------------------------------
     worker_id: str = Field("touchpoint-worker", description="Faust app id: workers with the same id share the work (consumer groups <id> and <id>-decode).")
@@ -76,8 +128,12 @@ class Settings(BaseSettings):
     clickhouse_dsn: SecretStr = Field(
         SecretStr(""),
         validation_alias=AliasChoices("CLICKHOUSE_DSN", "TOUCHPOINT_CLICKHOUSE_DSN", "clickhouse_dsn"),
-        description="chdb:///path for the embedded engine, http(s)://user:pass@host:8123 for a server. Unset: chdb under data_dir.",
+        description="chdb:///path for the embedded engine, http(s)://user:pass@host:8123 for a server (never printed; or CLICKHOUSE_DSN_FILE). Unset: chdb under data_dir.",
     )
+    clickhouse_ca_file: Path | None = Field(None, description="https server: CA certificate (PEM) that signed the server's certificate. Unset: the system trust store.")
+    clickhouse_client_cert: Path | None = Field(None, description="https server: client certificate (PEM) for servers that require one.")
+    clickhouse_client_key: Path | None = Field(None, description="https server: private key (PEM) of the client certificate, if not inside it.")
+    clickhouse_verify: bool = Field(True, description="https server: verify the server's certificate (disable only on a test bench).")
     clickhouse_database: str = Field("touchpoint", description="Database holding the pipeline's tables.")
     raw_ttl_days: int = Field(0, ge=0, description="TTL of raw touchpoints in days; 0 keeps them forever.")
     sink_group: str = Field("touchpoint-sink", description="Consumer group of the sink.")
@@ -85,6 +141,8 @@ class Settings(BaseSettings):
     sink_batch_seconds: float = Field(1.0, gt=0, description="...or when its oldest row waited this long.")
     sink_metrics_port: int = Field(9464, description="Sink's Prometheus /metrics port.")
     sink_sql_port: int = Field(8124, description="Read-only ClickHouse HTTP interface over the embedded store (0 disables).")
+    sink_sql_host: str = Field("127.0.0.1", description="Address of the read-only SQL port; anything but loopback needs TOUCHPOINT_SINK_SQL_USERS.")
+    sink_sql_users: SecretStr | None = Field(None, description="Users of the read-only SQL port: name:sha256:<hex>[:db,...] or name:pbkdf2:<iter>:<salt>:<hex>[:db,...], ';'-separated (sinks/port_auth.py). Unset: no login, loopback only.")
     sink_resume_from_store: bool = Field(
         True,
         description="On partition assignment, skip records whose offset is already stored (the store's highest "
@@ -114,6 +172,16 @@ class Settings(BaseSettings):
             raise ValueError(f"must be one of {sorted(allowed)}")
         return value
 
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism")
+    @classmethod
+    def _kafka_security(cls, value: str, info: Any) -> str:
+        from touchpoint.kafka_security import MECHANISMS, PROTOCOLS
+
+        allowed = PROTOCOLS if info.field_name == "kafka_security_protocol" else MECHANISMS
+        if value.upper() not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return value.upper()
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -123,7 +191,8 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
+        return (init_settings, env_settings, SecretFilesSource(settings_cls),
+                TomlConfigSettingsSource(settings_cls, toml_file=_config_file()))
 
     # --- derived ---------------------------------------------------------------------------------
     @property
@@ -164,37 +233,39 @@ class Settings(BaseSettings):
         return self.topic("identity-merges")
 
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:
-        """librdkafka settings shared by every confluent-kafka client."""
-        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.kafka_security_protocol}
-        if self.kafka_sasl_mechanism:
-            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
-        if self.kafka_sasl_username:
-            conf["sasl.username"] = self.kafka_sasl_username
-        if self.kafka_sasl_password:
-            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        """librdkafka settings shared by every confluent-kafka client (security: ``kafka_security.librdkafka_security``)."""
+        from touchpoint.kafka_security import librdkafka_security
+
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, **librdkafka_security(self)}
         conf.update(overrides)
         return conf
 
     def clickhouse_kwargs(self) -> dict[str, Any]:
-        """Arguments for ``clickhouse_connect.get_client``."""
-        return {"dsn": self.dsn}
+        """Arguments for ``clickhouse_connect.get_client`` (``clickhouse_options``: DSN and TLS options)."""
+        from touchpoint.clickhouse_options import clickhouse_options
+
+        return clickhouse_options(self)
 
     def redacted(self) -> dict[str, Any]:
         """Settings as shown to users: secrets and DSN passwords masked."""
         out = self.model_dump()
         out["clickhouse_dsn"] = _redact_dsn(self.dsn)
-        if out.get("kafka_sasl_password"):
-            out["kafka_sasl_password"] = "***"
+        for name, field in type(self).model_fields.items():
+            if _is_secret(field) and name != "clickhouse_dsn" and out.get(name):
+                out[name] = "***"
         return out
 
 
 def _redact_dsn(dsn: str) -> str:
+    """The DSN without its password: in the user part and in a ``password=`` query parameter."""
+    import re
+
     if "@" in dsn and "://" in dsn:
         scheme, rest = dsn.split("://", 1)
         creds, host = rest.rsplit("@", 1)
         user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return dsn
+        dsn = f"{scheme}://{user}:***@{host}"
+    return re.sub(r"([?&](?:password|access_token)=)[^&#]*", r"\1***", dsn)
 
 
 def load_settings(**overrides: Any) -> Settings:

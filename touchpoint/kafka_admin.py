@@ -117,20 +117,11 @@ def admin_client(settings: Settings) -> AdminClient:
 
 
 def wait_for_broker(settings: Settings, timeout: float = 30.0) -> None:
-    """Return once the configured cluster answers a metadata request; else raise BrokerUnavailableError saying what to do."""
-    deadline = time.monotonic() + timeout
-    client = admin_client(settings)
-    detail = "no answer"
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            client.list_topics(timeout=max(0.5, min(5.0, remaining)))
-            return
-        except KafkaException as exc:
-            detail = _describe(exc)
-        if time.monotonic() >= deadline:
-            raise BrokerUnavailableError(unreachable_message(settings, f"{detail}; waited {timeout:g}s"))
-        time.sleep(0.2)
+    """Return once the configured cluster answers a metadata request; else raise BrokerUnavailableError saying what to do,
+    or ConfigError naming the security setting to fix as soon as the cluster refuses them (``kafka_security``)."""
+    from touchpoint.kafka_security import check_access
+
+    check_access(settings, timeout)
 
 
 def _describe(exc: KafkaException) -> str:

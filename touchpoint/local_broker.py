@@ -68,10 +68,26 @@ class LocalBroker:
     until ``stop`` is called (``touchpoint broker stop``).
     """
 
-    def __init__(self, data_dir: Path | str, port: int, controller_port: int | None = None) -> None:
+    def __init__(self, data_dir: Path | str, port: int, controller_port: int | None = None,
+                 secure_port: int | None = None) -> None:
+        """``secure_port``: also listen there with SASL_SSL (SCRAM-SHA-512), reading the broker's key, certificate,
+        SCRAM users and optional client CA from :attr:`secure_dir` (see deploy/local/kafka.sh); for tests of Kafka
+        security. Users are created when the storage is first formatted: write them before the first ``start``."""
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.controller_port = controller_port if controller_port is not None else port + 1
+        self.secure_port = secure_port
+
+    @property
+    def secure_dir(self) -> Path:
+        """Where the secured listener's material goes: broker.pem, scram-users, optional client-ca.pem."""
+        return self.data_dir / "secure"
+
+    @property
+    def secure_bootstrap(self) -> str:
+        if self.secure_port is None:
+            raise ConfigError("this LocalBroker has no secured listener (pass secure_port)")
+        return f"127.0.0.1:{self.secure_port}"
 
     @property
     def bootstrap(self) -> str:
@@ -132,7 +148,8 @@ class LocalBroker:
         """
         if not self.is_running():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            self._run("start", str(self.data_dir), str(self.port), str(self.controller_port), output=output)
+            secure = [str(self.secure_port)] if self.secure_port is not None else []
+            self._run("start", str(self.data_dir), str(self.port), str(self.controller_port), *secure, output=output)
         deadline = time.monotonic() + timeout
         last_error = "no answer yet"
         while time.monotonic() < deadline:

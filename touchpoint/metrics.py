@@ -35,6 +35,10 @@ STREAM_EVENTS_PROCESSED = Counter(
     "touchpoint_stream_events_processed_total", "Events applied to journeys and windows, by event type.", ["event_type"], registry=REGISTRY
 )
 STREAM_DUPLICATES = Counter("touchpoint_stream_duplicates_total", "Events ignored because their event_id was already seen.", registry=REGISTRY)
+STREAM_SUPPRESSED = Counter(
+    "touchpoint_stream_events_suppressed_total",
+    "Events dropped because their customer or anonymous id was erased (touchpoint privacy erase).", registry=REGISTRY,
+)
 STREAM_DEAD_LETTERS = Counter(
     "touchpoint_stream_dead_letters_total", "Records sent to the dead-letter topic by the worker, by reason kind.", ["reason"], registry=REGISTRY
 )
@@ -67,7 +71,8 @@ SINK_DEAD_LETTERS = Counter("touchpoint_sink_dead_letters_total", "Records the s
 SINK_RECORDS_SKIPPED = Counter(
     "touchpoint_sink_records_skipped_total",
     "Records the sink consumed without inserting, by reason (already_stored: at or below the store's offset; "
-    "invalid_event: an events-topic record the worker dead-letters).",
+    "invalid_event: an events-topic record the worker dead-letters; erased: a record of an erased id; "
+    "tombstone: a deleted journey's compaction marker).",
     ["reason"],
     registry=REGISTRY,
 )

@@ -5,8 +5,8 @@
 # this machine kind has both); Maven resolves artifacts from its configured repository (Maven Central).
 #
 #   kafka.sh fetch                                    copy the jars into the cache (first use only)
-#   kafka.sh format DATA_DIR PORT [CONTROLLER_PORT]   render server.properties, format the storage once
-#   kafka.sh start  DATA_DIR PORT [CONTROLLER_PORT]   fetch + format + start detached; prints the pid.
+#   kafka.sh format DATA_DIR PORT [CONTROLLER_PORT [SECURE_PORT]]   render server.properties, format once
+#   kafka.sh start  DATA_DIR PORT [CONTROLLER_PORT [SECURE_PORT]]   fetch + format + start detached; prints the pid.
 #                                                     Does not wait for clients: the caller does (touchpoint
 #                                                     broker start waits with a Kafka AdminClient).
 #   kafka.sh stop   DATA_DIR [TIMEOUT_SECONDS]        SIGTERM (controlled shutdown), wait, then SIGKILL
@@ -15,6 +15,12 @@
 #
 # Layout of DATA_DIR: server.properties, kafka.pid, data/ (log.dirs), logs/server.log (log4j2), logs/kafka.out
 # (JVM stdout/stderr). The controller listens on CONTROLLER_PORT (default PORT+1).
+# Secured listener (tests of Kafka security): with SECURE_PORT, a second listener SECURE://127.0.0.1:SECURE_PORT
+# speaks SASL_SSL with SCRAM-SHA-512 (the PLAINTEXT listener stays, loopback only, for the broker itself). It reads
+# DATA_DIR/secure/: broker.pem (unencrypted PKCS#8 key + certificate chain, PEM), scram-users (one "name password"
+# per line; the users are created when the storage is formatted, so they must be there before the first start;
+# names and passwords without spaces, commas or brackets), and optionally client-ca.pem: then TLS client
+# certificates signed by that CA are required too (mTLS).
 # Jar cache: $TOUCHPOINT_KAFKA_CACHE, default ${XDG_CACHE_HOME:-~/.cache}/touchpoint/kafka-<version>; it is
 # keyed by the pom's checksum, so editing pom.xml refetches.
 # Java options: $TOUCHPOINT_KAFKA_JAVA_OPTS (default -Xmx512m -Xms128m).
@@ -77,24 +83,56 @@ java_run() {
 }
 
 render() {
-    local data=$1 port=$2 cport=$3
+    local data=$1 port=$2 cport=$3 sport=${4:-}
     mkdir -p "$data/data" "$data/logs"
     sed -e "s#@PORT@#$port#g" -e "s#@CONTROLLER_PORT@#$cport#g" -e "s#@LOG_DIRS@#$data/data#g" \
         "$HERE/server.properties.template" >"$data/server.properties.new"
+    if [[ -n $sport ]]; then secure_properties "$data" "$port" "$cport" "$sport" >>"$data/server.properties.new"; fi
     mv "$data/server.properties.new" "$data/server.properties"
 }
 
+# The SASL_SSL listener's settings (they override the listener lines of the template: later keys win).
+secure_properties() {
+    local port=$2 cport=$3 sport=$4 sec=$1/secure
+    [[ -f $sec/broker.pem ]] || die "SECURE_PORT given but $sec/broker.pem (broker key + certificate) is missing"
+    [[ -f $sec/scram-users ]] || die "SECURE_PORT given but $sec/scram-users is missing"
+    cat <<EOF
+
+# --- SASL_SSL listener (kafka.sh SECURE_PORT) ---
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SECURE://127.0.0.1:$sport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SECURE://127.0.0.1:$sport
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SECURE:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.secure.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.secure.ssl.keystore.type=PEM
+listener.name.secure.ssl.keystore.location=$sec/broker.pem
+EOF
+    if [[ -f $sec/client-ca.pem ]]; then
+        cat <<EOF
+listener.name.secure.ssl.client.auth=required
+listener.name.secure.ssl.truststore.type=PEM
+listener.name.secure.ssl.truststore.location=$sec/client-ca.pem
+EOF
+    fi
+}
+
 format() {
-    local data port cport
-    [[ $# -ge 2 ]] || die "usage: kafka.sh format DATA_DIR PORT [CONTROLLER_PORT]"
-    data=$(abs_dir "$1"); port=$2; cport=${3:-$(($2 + 1))}
+    local data port cport sport
+    [[ $# -ge 2 ]] || die "usage: kafka.sh format DATA_DIR PORT [CONTROLLER_PORT [SECURE_PORT]]"
+    data=$(abs_dir "$1"); port=$2; cport=${3:-$(($2 + 1))}; sport=${4:-}
     fetch
-    render "$data" "$port" "$cport"
+    render "$data" "$port" "$cport" "$sport"
     if [[ ! -f $data/data/meta.properties ]]; then
-        local uuid
+        local uuid name password scram=()
         uuid=$(java_run "$data" kafka.tools.StorageTool random-uuid)
+        if [[ -n $sport ]]; then
+            while read -r name password; do
+                [[ -n $name ]] && scram+=(--add-scram "SCRAM-SHA-512=[name=$name,password=$password]")
+            done <"$data/secure/scram-users"
+        fi
         # No --standalone: controller.quorum.voters already names the (static) quorum.
-        java_run "$data" kafka.tools.StorageTool format -t "$uuid" -c "$data/server.properties" \
+        java_run "$data" kafka.tools.StorageTool format -t "$uuid" -c "$data/server.properties" "${scram[@]}" \
             >"$data/logs/format.log" 2>&1 || die "formatting $data/data failed; see $data/logs/format.log"
         say "Formatted $data/data (cluster id $uuid)"
     fi
@@ -121,18 +159,18 @@ running_pid() {
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 start() {
-    local data port cport pid
-    [[ $# -ge 2 ]] || die "usage: kafka.sh start DATA_DIR PORT [CONTROLLER_PORT]"
-    data=$(abs_dir "$1"); port=$2; cport=${3:-$(($2 + 1))}
+    local data port cport sport pid
+    [[ $# -ge 2 ]] || die "usage: kafka.sh start DATA_DIR PORT [CONTROLLER_PORT [SECURE_PORT]]"
+    data=$(abs_dir "$1"); port=$2; cport=${3:-$(($2 + 1))}; sport=${4:-}
     if pid=$(running_pid "$data"); then
         say "Kafka already running on $data (pid $pid)"
         echo "$pid"
         return 0
     fi
-    for p in "$port" "$cport"; do
+    for p in "$port" "$cport" $sport; do
         port_in_use "$p" && die "port $p on 127.0.0.1 is already in use (another broker?); choose another with TOUCHPOINT_LOCAL_BROKER_PORT or stop it"
     done
-    format "$data" "$port" "$cport"
+    format "$data" "$port" "$cport" "$sport"
     : >"$data/logs/kafka.out"
     # setsid: the broker outlives the command that started it and ignores the terminal's Ctrl-C.
     setsid java $JAVA_OPTS -Djava.awt.headless=true -Dkafka.logs.dir="$data/logs" \
@@ -173,7 +211,7 @@ status() {
     [[ -d $1 ]] || { echo "not running"; return 3; }
     data=$(abs_dir "$1")
     if pid=$(running_pid "$data"); then
-        port=$(sed -n 's#^listeners=PLAINTEXT://[^:]*:\([0-9]*\).*#\1#p' "$data/server.properties")
+        port=$(sed -n 's#^listeners=PLAINTEXT://[^:]*:\([0-9]*\).*#\1#p' "$data/server.properties" | head -n1)
         echo "running pid=$pid port=$port version=$KAFKA_VERSION"
         return 0
     fi
@@ -190,5 +228,5 @@ case $cmd in
     stop) stop "$@" ;;
     status) status "$@" ;;
     version) echo "$KAFKA_VERSION" ;;
-    *) sed -n '2,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+    *) sed -n '2,26s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac

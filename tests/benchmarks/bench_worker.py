@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.integration.streams.events import interleave, person_partition, population  # noqa: E402
-from tests.integration.streams.harness import Pipeline, free_port  # noqa: E402
+from tests.integration.streams.harness import Pipeline, free_port, kafka_conf  # noqa: E402
 
 PARTITIONS = 4
 
@@ -65,7 +65,7 @@ def simulated_events(n: int) -> list[dict]:
 
 def baseline(p: Pipeline, n: int) -> float:
     topic = p.topic("events")
-    c = Consumer({"bootstrap.servers": p.bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+    c = Consumer({**kafka_conf(p.bootstrap), "group.id": f"bench-{uuid.uuid4().hex}",
                   "auto.offset.reset": "earliest", "enable.auto.commit": False})
     codec = p.codec
     c.subscribe([topic])
@@ -89,7 +89,7 @@ def baseline(p: Pipeline, n: int) -> float:
 def records(p: Pipeline, name: str) -> int:
     """Records in topic ``name`` (sum of end offsets)."""
     topic = p.topic(name)
-    c = Consumer({"bootstrap.servers": p.bootstrap, "group.id": f"bench-{uuid.uuid4().hex}"})
+    c = Consumer({**kafka_conf(p.bootstrap), "group.id": f"bench-{uuid.uuid4().hex}"})
     try:
         parts = c.list_topics(topic, timeout=10).topics[topic].partitions
         return sum(c.get_watermark_offsets(TopicPartition(topic, q), timeout=10)[1] for q in parts)

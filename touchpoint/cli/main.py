@@ -14,11 +14,14 @@ from touchpoint.errors import TouchpointError
 
 from touchpoint.cli import broker, demo, produce, query, run, schemas_cmd, simulate, sink, topics, worker, bench
 from touchpoint.cli import customers
+from touchpoint.cli import privacy
 
 app = typer.Typer(
     name="touchpoint",
     no_args_is_help=True,
     add_completion=False,
+    # A crash's traceback must never print local variables: they hold client configs with passwords.
+    pretty_exceptions_show_locals=False,
     rich_markup_mode="rich",
     help=(
         "Customer touchpoints as typed Avro events on Kafka, stitched into journeys and experience metrics, "
@@ -40,6 +43,7 @@ app.command("run")(run.run)
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
 app.add_typer(customers.app, name="customers")
+app.add_typer(privacy.app, name="privacy")
 
 _err = Console(stderr=True)
 

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 from touchpoint.config import get_settings
 from touchpoint.errors import ConfigError
 from touchpoint.local_broker import ensure_broker
+from touchpoint.producers.pseudonymise import Pseudonymiser
 from touchpoint.producers import InvalidLine, TouchpointProducer, produce_jsonl
 
 _PROGRESS_MIN_BYTES = 1_000_000  # below this a file is done before a bar would be readable
@@ -33,6 +34,12 @@ def produce(
         None, "--progress/--no-progress", help="Progress bar (default: on for files over 1 MB when stderr is a terminal)."
     ),
     flush_timeout: float = typer.Option(60.0, "--flush-timeout", help="Seconds to wait for the last deliveries."),
+    pseudonymise: str | None = typer.Option(
+        None, "--pseudonymise", metavar="FIELDS",
+        help="Replace these fields with HMAC-SHA256 before encoding, e.g. customer_id,anonymous_id,context.email "
+             "(default: TOUCHPOINT_PSEUDONYMISE_FIELDS). The key comes from TOUCHPOINT_PSEUDONYMISE_KEY(_FILE), "
+             "never from the command line.",
+    ),
 ) -> None:
     """Validate, encode (Avro) and produce JSON Lines touchpoints (the JSON shape of schemas/README.md).
 
@@ -41,6 +48,7 @@ def produce(
     """
     err = Console(stderr=True, highlight=False)
     settings = get_settings()
+    pseudonymiser = Pseudonymiser.from_settings(settings, pseudonymise)  # a bad field or no key: error before sending
     ensure_broker(settings)
     stream, size = _open(file)
     shown = 0
@@ -54,7 +62,7 @@ def produce(
             err.print(f"[yellow]... more invalid lines; only the first {_SHOWN_INVALID} are listed[/yellow]")
 
     use_bar = progress if progress is not None else (err.is_terminal and size is not None and size >= _PROGRESS_MIN_BYTES)
-    with TouchpointProducer(settings, topic=topic) as producer:
+    with TouchpointProducer(settings, topic=topic, pseudonymise=pseudonymiser or False) as producer:
         producer.check_topic()
         if use_bar:
             columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn()]

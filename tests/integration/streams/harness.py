@@ -27,6 +27,13 @@ DIMS = ("event_type", "channel", "campaign_id", "currency")
 META = ("window_start", "window_seconds", "partition", "version", "emitted_at") + DIMS
 
 
+def kafka_conf(bootstrap: str) -> dict[str, Any]:
+    """librdkafka settings for ``bootstrap`` with the environment's security settings (Settings.kafka_config)."""
+    from touchpoint.config import load_settings
+
+    return load_settings(kafka_bootstrap_servers=bootstrap).kafka_config()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -69,7 +76,7 @@ class Pipeline:
         self.logs = tmp / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.workers: list[WorkerProcess] = []
-        self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"})
+        self._producer = Producer({**kafka_conf(bootstrap), "linger.ms": 5, "partitioner": "murmur2_random"})
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}.{name}"
@@ -77,7 +84,7 @@ class Pipeline:
     def create_topics(self) -> None:
         from confluent_kafka.admin import AdminClient, NewTopic
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        admin = AdminClient(kafka_conf(self.bootstrap))
         names = [self.topic(n) for n in ("events", "dead-letters", "journeys", "metrics", "identity-merges")]
         for fut in admin.create_topics([NewTopic(n, self.partitions, 1) for n in names]).values():
             fut.result()
@@ -123,7 +130,7 @@ class Pipeline:
     def read(self, name: str, schema: str | None = None) -> list[Any]:
         """Every record of topic ``name`` so far: decoded dicts, or raw (key, value, headers, partition, offset)."""
         topic = self.topic(name)
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"reader-{uuid.uuid4().hex}",
+        c = Consumer({**kafka_conf(self.bootstrap), "group.id": f"reader-{uuid.uuid4().hex}",
                       "enable.auto.commit": False, "auto.offset.reset": "earliest"})
         try:
             meta = c.list_topics(topic, timeout=10).topics[topic]
@@ -158,7 +165,7 @@ class Pipeline:
     def uncommitted_events(self) -> int:
         """Records of the events topic past the offsets committed by the workers' events group ``<id>-decode``."""
         topic = self.topic("events")
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"{self.worker_id}-decode",
+        c = Consumer({**kafka_conf(self.bootstrap), "group.id": f"{self.worker_id}-decode",
                       "enable.auto.commit": False})
         try:
             parts = [TopicPartition(topic, p) for p in c.list_topics(topic, timeout=10).topics[topic].partitions]
