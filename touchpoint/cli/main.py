@@ -12,7 +12,7 @@ from rich.console import Console
 
 from touchpoint.errors import TouchpointError
 
-from touchpoint.cli import broker, demo, produce, query, run, schemas_cmd, simulate, sink, topics, worker, bench
+from touchpoint.cli import broker, collect, demo, produce, query, run, schemas_cmd, simulate, sink, topics, worker, bench
 
 app = typer.Typer(
     name="touchpoint",
@@ -38,6 +38,7 @@ app.command("report")(query.report)
 app.command("run")(run.run)
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
+app.add_typer(collect.app, name="collect")
 
 _err = Console(stderr=True)
 
