@@ -89,12 +89,13 @@ def request(url: str, data: bytes | None, headers: dict[str, str], method: str |
     return Answer(status, body, hdrs)
 
 
-def start_collector(tmp: Path, base_env: dict[str, str], keys: str, name: str = "collector") -> CollectorProcess:
+def start_collector(tmp: Path, base_env: dict[str, str], keys: str, name: str = "collector",
+                    port: int | None = None) -> CollectorProcess:
     from tests.integration.e2e.helpers import TOUCHPOINT
 
     keys_file = tmp / f"{name}-keys.toml"
     keys_file.write_text(keys)
-    port = free_port()
+    port = port or free_port()
     env = {**base_env, "TOUCHPOINT_COLLECTOR_PORT": str(port), "TOUCHPOINT_COLLECTOR_KEYS_FILE": str(keys_file)}
     log = tmp / f"{name}.log"
     with log.open("ab") as out:
