@@ -77,7 +77,8 @@ def document(settings: Settings) -> dict[str, Any]:
                     "summary": "Send one event, a JSON array of events, or JSON Lines (gzip accepted).",
                     "security": [{"basic": []}, {"header": []}, {"query": []}],
                     "requestBody": {"required": True, "content": {
-                        "application/json": {"schema": {"oneOf": [event, {"type": "array", "items": event}]}},
+                        "application/json": {"schema": {"oneOf": [event, {"type": "array", "items": event, "minItems": 1,
+                                                                              "maxItems": settings.collector_max_events}]}},
                         "text/plain": {"schema": {"type": "string"}},
                         "application/x-ndjson": {"schema": {"type": "string"}},
                     }},
