@@ -105,7 +105,8 @@ class Delivery:
                             topic=self.producer.topic, partition=-1, offset=-1, index=index)
         acks.pending += 1
         try:
-            self._dead_letters.produce(self.settings.dead_letter_topic, raw, None, headers=letter.headers(),
+            headers: list[tuple[str, str | bytes | None]] = list(letter.headers())
+            self._dead_letters.produce(self.settings.dead_letter_topic, raw, None, headers=headers,
                                        on_delivery=acks.dead_letter_done)
         except BufferError:
             acks.pending -= 1
