@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     collector_read_timeout_seconds: float = Field(10.0, gt=0, description="A client must send its whole body within this (slow clients get 408).")
     collector_ack_timeout_seconds: float = Field(10.0, gt=0, description="Longest wait for Kafka to acknowledge a request's events; then 503.")
     collector_queue_max_events: int = Field(100_000, ge=1, description="Events queued for Kafka beyond which requests get 503 (back-pressure).")
+    collector_linger_ms: int = Field(
+        5, ge=0, description="linger.ms of the collector's producer: a request waits for its acknowledgement, so batch briefly."
+    )
     collector_retry_after_seconds: int = Field(5, ge=1, description="Retry-After of a 503 answer.")
     collector_shutdown_seconds: float = Field(15.0, gt=0, description="On SIGTERM, how long in-flight requests get to finish before the producer is flushed.")
 

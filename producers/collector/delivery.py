@@ -78,8 +78,8 @@ class Delivery:
         # delivery.timeout.ms bounds how long librdkafka keeps retrying: past the request's ack timeout the
         # client has been told 503 anyway, so give up soon after rather than deliver minutes later.
         timeout_ms = int(settings.collector_ack_timeout_seconds * 1000)
-        overrides: dict[str, Any] = {"delivery.timeout.ms": timeout_ms, "queue.buffering.max.messages":
-                                     settings.collector_queue_max_events + 1000}
+        overrides: dict[str, Any] = {"delivery.timeout.ms": timeout_ms, "linger.ms": settings.collector_linger_ms,
+                                     "queue.buffering.max.messages": settings.collector_queue_max_events + 1000}
         self.producer = producer or TouchpointProducer(settings, config=overrides, queue_full_timeout=0.05)
         self._dead_letters = Producer(producer_config(settings, **overrides))
         self.ready = False
