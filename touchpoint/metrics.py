@@ -106,6 +106,10 @@ COLLECTOR_PRODUCE_LATENCY = Histogram(
     "touchpoint_collector_produce_latency_seconds", "From queuing a request's events to Kafka acknowledging all of them.",
     buckets=_LATENCY_BUCKETS, registry=REGISTRY,
 )
+COLLECTOR_IN_FLIGHT = Gauge(
+    "touchpoint_collector_requests_in_flight", "POST /v1/batch requests being handled (reading, producing, awaiting acks).",
+    registry=REGISTRY,
+)
 COLLECTOR_READY = Gauge("touchpoint_collector_ready", "1 while the collector's last Kafka check answered.", registry=REGISTRY)
 
 def lag_by_topic(stats_json: str, assigned: set[tuple[str, int]]) -> dict[str, int]:

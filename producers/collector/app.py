@@ -35,7 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from touchpoint.config import Settings
 from touchpoint.errors import RetryableError, ValidationError
 from touchpoint.metrics import (
-    COLLECTOR_EVENTS_ACCEPTED, COLLECTOR_EVENTS_REJECTED, COLLECTOR_REQUEST_LATENCY, COLLECTOR_REQUESTS, REGISTRY,
+    COLLECTOR_EVENTS_ACCEPTED, COLLECTOR_EVENTS_REJECTED, COLLECTOR_IN_FLIGHT, COLLECTOR_REQUEST_LATENCY, COLLECTOR_REQUESTS, REGISTRY,
 )
 from touchpoint.schemas.json_shape import event_from_json
 
@@ -76,9 +76,11 @@ class Collector:
     # --- POST /v1/batch ------------------------------------------------------------------------------
     async def batch(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
+        COLLECTOR_IN_FLIGHT.inc()
         try:
             return await self._batch(request)
         finally:
+            COLLECTOR_IN_FLIGHT.dec()
             COLLECTOR_REQUEST_LATENCY.observe(time.perf_counter() - started)
 
     async def _batch(self, request: web.Request) -> web.Response:
@@ -157,7 +159,8 @@ class Collector:
         try:
             await acks.wait(self.settings.collector_ack_timeout_seconds)
         except NotAcknowledged as exc:
-            return self._unavailable(str(exc), cors)
+            log.warning("request answered 503: %s", exc)  # the detail (topics, broker errors) stays in the log
+            return self._unavailable("Kafka did not acknowledge every event", cors)
         for event_type, count in accepted.items():
             COLLECTOR_EVENTS_ACCEPTED.labels(event_type).inc(count)
         total = sum(accepted.values())
@@ -275,7 +278,11 @@ def create_app(settings: Settings, delivery: Delivery | None = None, keys: KeySt
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
           print_line: Callable[[str], None] = print) -> None:
     """Run until SIGINT/SIGTERM: stop accepting, let in-flight requests finish (up to collector_shutdown_seconds),
-    then flush the producer."""
+    then flush the producer.
+
+    "In flight" means received: a request whose body is still arriving when the signal comes is dropped without
+    an answer (aiohttp stops reading at shutdown), so its client, which saw no 2xx, retries it elsewhere.
+    """
     app = create_app(settings)
     host = host or settings.metrics_host
     port = settings.collector_port if port is None else port

@@ -117,7 +117,21 @@ def test_a_browser_journey_is_stitched_from_the_first_ad_click(pipeline):
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             page = browser.new_page()
+            refused: list[str] = []
+
+            def flaky_collector(route: Any) -> None:
+                # the collector's first two answers are 503: the tracker must keep the events and retry
+                if route.request.method == "POST" and len(refused) < 2:
+                    refused.append(route.request.post_data or "")
+                    route.fulfill(status=503, headers={"Retry-After": "1"}, body='{"error": "try later"}')
+                else:
+                    route.continue_()
+
+            page.route(f"{pipeline['collector']}/v1/batch*", flaky_collector)
             page.goto(f"{shop.url}/")  # organic visit: a page view, no campaign
+            # page.evaluate lets Playwright dispatch the route callbacks while we poll
+            wait_until(lambda: page.evaluate("1") and len(refused) == 2, timeout=30,
+                       what="two refused sends (retried with backoff)")
             page.goto(f"{shop.url}/product?utm_source=google&utm_medium=cpc&utm_campaign=bf-2026"
                       "&utm_content=ad-77&gclid=Cj0KCQ")
             page.goto(f"{shop.url}/login")
@@ -143,6 +157,10 @@ def test_a_browser_journey_is_stitched_from_the_first_ad_click(pipeline):
         return rows
 
     rows = wait_until(stored, timeout=90, what="the browser's six touchpoints in ClickHouse", interval=1.0)
+    first_refused = json.loads(refused[0])
+    assert [e["event_type"] for e in first_refused] == ["PAGE_VIEW"]
+    home_id = first_refused[0]["event_id"]  # made in the browser: the retried copy kept it
+    assert sql(port, f"SELECT count() AS n FROM {db}.touchpoints FINAL WHERE event_id = '{home_id}'") == [{"n": 1}]
     click = rows[1]
     assert (click["campaign_id"], click["platform"], click["ad_id"]) == ("bf-2026", "google", "ad-77")
     assert {r["source"] for r in rows} == {"web-shop"}
