@@ -108,7 +108,7 @@ class Settings(BaseSettings):
     collector_max_event_bytes: int = Field(32 * 1024, ge=1, description="Largest event (bytes of its JSON) a request may carry; more: 413.")
     collector_max_request_bytes: int = Field(500 * 1024, ge=1, description="Largest request body (after gzip is undone); more: 413.")
     collector_max_events: int = Field(2500, ge=1, description="Most events one request may carry; more: 413.")
-    collector_read_timeout_seconds: float = Field(10.0, gt=0, description="A client must send its whole body within this (slow clients get 408).")
+    collector_read_timeout_seconds: float = Field(10.0, gt=0, description="A client must send its whole body within this (else 408); also the idle keep-alive and unfinished-headers limit.")
     collector_ack_timeout_seconds: float = Field(10.0, gt=0, description="Longest wait for Kafka to acknowledge a request's events; then 503.")
     collector_queue_max_events: int = Field(100_000, ge=1, description="Events queued for Kafka beyond which requests get 503 (back-pressure).")
     collector_linger_ms: int = Field(

@@ -287,5 +287,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None,
     host = host or settings.metrics_host
     port = settings.collector_port if port is None else port
     print_line(f"collector on http://{host}:{port}/v1/batch (tracker /touchpoint.js, docs /openapi.json)")
+    # keepalive_timeout also bounds a connection whose request headers never complete (slowloris): aiohttp
+    # closes a connection that has no request in progress after it, whether idle or trickling header bytes.
     web.run_app(app, host=host, port=port, shutdown_timeout=settings.collector_shutdown_seconds,
-                print=None, access_log=None, handle_signals=True)
+                keepalive_timeout=settings.collector_read_timeout_seconds, print=None, access_log=None,
+                handle_signals=True)

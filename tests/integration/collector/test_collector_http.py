@@ -190,6 +190,24 @@ def test_a_slow_client_is_cut_off_and_others_are_served(collector):
             s.close()
 
 
+def test_headers_that_never_complete_are_cut_off(collector):
+    host, port = collector.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as s:
+        s.sendall(b"POST /v1/batch HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        closed = b"not closed"
+        s.settimeout(0.2)
+        while time.monotonic() - started < 8:
+            try:
+                closed = s.recv(4096)
+                break
+            except TimeoutError:
+                s.sendall(b"X")  # trickle one header byte at a time
+    assert closed == b"", "the server closed the connection"
+    assert time.monotonic() - started < 5, "within the read timeout (1 s), give or take aiohttp's timer resolution"
+    assert collector.get("/healthz").status == 200
+
+
 def test_health_readiness_metrics_docs_and_tracker(collector):
     assert collector.get("/healthz").status == 200 and collector.get("/readyz").body == {"ready": True}
     metrics = collector.get("/metrics").body.decode()
