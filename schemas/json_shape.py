@@ -18,6 +18,7 @@ the contract (the CLI runs both).
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -27,6 +28,7 @@ from touchpoint.errors import ValidationError
 from touchpoint.schemas.registry import expand, get_registry, payload_record_name
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")  # already normal form
 _MS = timedelta(milliseconds=1)
 
 
@@ -160,7 +162,7 @@ def event_from_json(obj: Any) -> dict[str, Any]:
     event_id = obj.get("event_id")
     if event_id is None:
         event_id = str(uuid.uuid4())
-    elif isinstance(event_id, str):
+    elif isinstance(event_id, str) and _CANONICAL_UUID.match(event_id) is None:
         try:
             parsed = uuid.UUID(event_id)
         except ValueError:

@@ -193,7 +193,10 @@ class Collector:
     async def readyz(self, request: web.Request) -> web.Response:
         if self.delivery.ready:
             return _json(200, {"ready": True})
-        return _json(503, {"ready": False, "error": f"Kafka at {self.settings.bootstrap_servers} does not answer"})
+        return _json(503, {"ready": False, "error": f"Kafka at {self.settings.bootstrap_servers} does not answer, or "
+                                                    f"the topics {self.settings.events_topic} and "
+                                                    f"{self.settings.dead_letter_topic} do not exist "
+                                                    "(`touchpoint topics create`)"})
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -251,7 +254,8 @@ COLLECTOR_KEY = web.AppKey("collector", Collector)
 
 def create_app(settings: Settings, delivery: Delivery | None = None, keys: KeyStore | None = None) -> web.Application:
     """The application; the Kafka side starts with the app and is flushed when it stops (after in-flight requests)."""
-    collector = Collector(settings, delivery or Delivery(settings), keys or KeyStore(settings.collector_keys_file))
+    keys = keys or KeyStore(settings.collector_keys_file)  # a broken keys file fails before Kafka is touched
+    collector = Collector(settings, delivery or Delivery(settings), keys)
     app = web.Application(middlewares=[_count], client_max_size=settings.collector_max_request_bytes + 1)
     app[COLLECTOR_KEY] = collector
     app.router.add_post("/v1/batch", collector.batch)

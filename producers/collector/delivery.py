@@ -16,7 +16,7 @@ import asyncio
 import time
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from touchpoint.config import Settings
 from touchpoint.dead_letter import KIND_INVALID, DeadLetter
@@ -125,14 +125,20 @@ class Delivery:
             busy = len(producer) or len(dead_letters)
             await asyncio.sleep(0.001 if busy else 0.01)
 
+    def check(self, timeout: float = 2.0) -> bool:
+        """Whether Kafka answers and both topics exist (blocking: run it off the event loop)."""
+        try:
+            self.producer.check_topic(timeout)
+            topic = self.settings.dead_letter_topic
+            found = self._dead_letters.list_topics(topic, timeout=timeout).topics.get(topic)
+        except (BrokerUnavailableError, ConfigError, KafkaException):
+            return False
+        return found is not None and found.error is None
+
     async def _check_forever(self, every: float = 1.0) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            try:
-                await loop.run_in_executor(None, self.producer.check_topic, 2.0)
-                self.ready = True
-            except (BrokerUnavailableError, ConfigError):
-                self.ready = False
+            self.ready = await loop.run_in_executor(None, self.check)
             COLLECTOR_READY.set(1 if self.ready else 0)
             await asyncio.sleep(every)
 

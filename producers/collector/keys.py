@@ -69,7 +69,7 @@ def parse_keys(text: str, where: str) -> dict[str, WriteKey]:
         raise ConfigError(f"{where} is not valid TOML ({exc}); fix it (the previous keys stay in force)") from exc
     out: dict[str, WriteKey] = {}
     for i, entry in enumerate(data.get("key", [])):
-        at = f"{where} [[key]] #{i + 1}"
+        at = f"{where} key entry #{i + 1}"  # no brackets: rich would read "[[key]]" as markup
         if not isinstance(entry, dict):
             raise ConfigError(f"{at}: must be a table")
         unknown = set(entry) - {"source", "sha256", "event_types", "channels", "revoked"}

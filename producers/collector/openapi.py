@@ -102,7 +102,7 @@ def document(settings: Settings) -> dict[str, Any]:
             },
             "/healthz": {"get": {"summary": "The process is up.", "responses": {
                 "200": {"description": "up", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-            "/readyz": {"get": {"summary": "Kafka answers (a load balancer sends traffic only then).", "responses": {
+            "/readyz": {"get": {"summary": "Kafka answers and the topics exist (send traffic only then).", "responses": {
                 "200": {"description": "ready", "content": {"application/json": {"schema": {"type": "object"}}}},
                 "503": {"description": "Kafka does not answer", "content": {"application/json": {"schema": {"type": "object"}}}},
             }}},

@@ -98,7 +98,7 @@ revoked = true
 def test_a_bad_keys_entry_names_the_problem(entry, says):
     with pytest.raises(ConfigError, match=None) as err:
         parse_keys("[[key]]\n" + entry, "keys.toml")
-    assert says in str(err.value) and "keys.toml [[key]] #1" in str(err.value)
+    assert says in str(err.value) and "keys.toml key entry #1" in str(err.value)
 
 
 def test_keys_rotate_without_restart_and_a_broken_file_keeps_the_old_keys(tmp_path: Path):
