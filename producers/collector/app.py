@@ -130,7 +130,7 @@ class Collector:
     async def _produce(self, items: list[Item], key: WriteKey, cors: dict[str, str]) -> web.Response:
         acks = Acks()
         accepted: dict[str, int] = {}
-        rejected: list[dict[str, Any]] = []
+        refused: list[tuple[Item, str, str, str, object]] = []
         send, source = self.delivery.send, key.source
         for item in items:
             obj = item.obj
@@ -149,15 +149,20 @@ class Collector:
                                    "channel_not_allowed")
                 send(event, acks)
             except ValidationError as exc:
-                self._refuse(item, exc.field, exc.rule, "invalid", event_type, source, acks, rejected)
+                refused.append((item, exc.field, exc.rule, "invalid", event_type))
             except _Refused as exc:
-                self._refuse(item, exc.field, exc.rule, exc.reason, event_type, source, acks, rejected)
+                refused.append((item, exc.field, exc.rule, exc.reason, event_type))
             except RetryableError as exc:
                 return self._unavailable(str(exc), cors)
             else:
                 accepted[event["event_type"]] = accepted.get(event["event_type"], 0) + 1
+        rejected: list[dict[str, Any]] = []
         try:
+            for item, field, rule, reason, event_type in refused:
+                rejected.append(self._refuse(item, field, rule, reason, event_type, source, acks))
             await acks.wait(self.settings.collector_ack_timeout_seconds)
+        except RetryableError as exc:
+            return self._unavailable(str(exc), cors)
         except NotAcknowledged as exc:
             log.warning("request answered 503: %s", exc)  # the detail (topics, broker errors) stays in the log
             return self._unavailable("Kafka did not acknowledge every event", cors)
@@ -168,12 +173,13 @@ class Collector:
         return _json(status, {"accepted": total, "rejected": rejected}, cors)
 
     def _refuse(self, item: Item, field: str, rule: str, reason: str, event_type: object, source: str,
-                acks: Acks, rejected: list[dict[str, Any]]) -> None:
+                acks: Acks) -> dict[str, Any]:
+        """Count a refused item, queue its original bytes on the dead-letter topic, and say why (index, field, rule)."""
         rule = rule if len(rule) <= 300 else rule[:300] + "..."
-        rejected.append({"index": item.index, "field": field, "rule": rule})
         label = event_type if isinstance(event_type, str) and event_type in _EVENT_TYPES else "unknown"
         COLLECTOR_EVENTS_REJECTED.labels(label, reason).inc()
         self.delivery.dead_letter(item.raw, f"[{item.index}] {field}: {rule}", item.index, source, acks)
+        return {"index": item.index, "field": field, "rule": rule}
 
     def _unavailable(self, why: str, cors: dict[str, str]) -> web.Response:
         retry = str(self.settings.collector_retry_after_seconds)
