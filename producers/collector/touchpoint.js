@@ -1,7 +1,7 @@
 /* touchpoint.js: the browser tracker served by `touchpoint collect` at /touchpoint.js.
  *
  *   <script src="https://collect.example/touchpoint.js" data-write-key="tpk_..." data-currency="EUR"></script>
- *   touchpoint.identify("c-42");                       // at login: earlier anonymous touches join c-42's journey
+ *   touchpoint.identify("c-42");   // at login: later events carry both ids, which joins the anonymous touches to c-42
  *   touchpoint.track("CHECKOUT", {order_id: "o-1", status: "completed", amount_minor: 12990,
  *                                 currency: "EUR", item_count: 2});
  *
@@ -20,7 +20,7 @@
   var ANON = "tp_anon", CUSTOMER = "tp_customer", QUEUE = "tp_queue", SESSION = "tp_session", UTM = "tp_utm";
   var CAMPAIGN_PARAMS = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term"];
   var CLICK_IDS = {gclid: "google", fbclid: "meta", msclkid: "microsoft", ttclid: "tiktok", li_fat_id: "linkedin"};
-  var MAX_BATCH = 50, FLUSH_MS = 1000, MAX_BACKOFF_MS = 60000, MAX_QUEUE = 1000;
+  var MAX_BATCH = 50, MAX_BACKOFF_MS = 60000, MAX_QUEUE = 1000;
 
   var script = document.currentScript;
   var config = {
@@ -28,7 +28,8 @@
     endpoint: script ? new URL("/v1/batch", script.src).href : "/v1/batch",
     currency: script && script.getAttribute("data-currency") || "EUR",
     channel: script && script.getAttribute("data-channel") || "web",
-    autoPage: !(script && script.getAttribute("data-auto-page") === "false")
+    autoPage: !(script && script.getAttribute("data-auto-page") === "false"),
+    flushMs: Number(script && script.getAttribute("data-flush-ms")) || 1000  // how long an event may wait for company
   };
   var backoff = 0, timer = null, sending = false, inflight = {};
 
@@ -83,7 +84,7 @@
     var q = queue();
     q.push(event);
     setQueue(q);
-    schedule(q.length >= MAX_BATCH ? 0 : FLUSH_MS);
+    schedule(q.length >= MAX_BATCH ? 0 : config.flushMs);
     return event.event_id;
   }
 

@@ -39,19 +39,22 @@ class Shop:
     """A four-page shop (home, product, login, checkout) that loads the tracker from the collector."""
 
     def __init__(self, collector_url: str) -> None:
-        tracker = f'<script src="{collector_url}/touchpoint.js" data-write-key="{SHOP_KEY}" data-currency="BRL"></script>'
+        tracker = (f'<script src="{collector_url}/touchpoint.js" data-write-key="{SHOP_KEY}" data-currency="BRL"'
+                   ' data-flush-ms="{flush_ms}"></script>')
         pages = {
             "/": ("Home", "home", ""),
             "/product": ("Garden chair", "product", ""),
             "/login": ("Log in", "login", ""),
-            "/checkout": ("Checkout", "checkout", ""),
+            "/checkout": ("Checkout", "checkout", "slow"),  # events wait a minute for company: only unload sends
+            "/bye": ("Elsewhere", "other", "bare"),  # no tracker
         }
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                title, page_type, _ = pages.get(self.path.split("?")[0], ("Not found", "other", ""))
+                title, page_type, kind = pages.get(self.path.split("?")[0], ("Not found", "other", ""))
+                script = "" if kind == "bare" else tracker.replace("{flush_ms}", "60000" if kind == "slow" else "1000")
                 body = (f"<!doctype html><html><head><title>{title}</title></head>"
-                        f'<body data-page-type="{page_type}"><h1>{title}</h1>{tracker}</body></html>').encode()
+                        f'<body data-page-type="{page_type}"><h1>{title}</h1>{script}</body></html>').encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -113,6 +116,8 @@ def test_a_browser_journey_is_stitched_from_the_first_ad_click(pipeline):
 
     shop, db, port = pipeline["shop"], pipeline["db"], pipeline["sql_port"]
     customer = f"c-browser-{uuid.uuid4().hex[:8]}"
+    expected = [("PAGE_VIEW", "", "home"), ("AD_CLICK", "", ""), ("PAGE_VIEW", "", "product"),
+                ("PAGE_VIEW", "", "login"), ("PAGE_VIEW", customer, "checkout"), ("CHECKOUT", customer, "")]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
@@ -138,25 +143,26 @@ def test_a_browser_journey_is_stitched_from_the_first_ad_click(pipeline):
             anonymous_id = page.evaluate("touchpoint.anonymousId()")
             page.evaluate(f"touchpoint.identify({json.dumps(customer)})")
             page.goto(f"{shop.url}/checkout")
+            wait_until(lambda: page.evaluate("touchpoint.pending()") == 0, timeout=30,
+                       what="every earlier event acknowledged (nothing left in flight)")
             page.evaluate("""touchpoint.track("CHECKOUT", {order_id: "o-browser-1", status: "completed",
                              amount_minor: 25990, currency: "BRL", item_count: 2, payment_method: "card"})""")
-            page.evaluate("touchpoint.flush()")
-            wait_until(lambda: page.evaluate("touchpoint.pending()") == 0, timeout=30,
-                       what="the tracker's queue acknowledged by the collector")
+            # Leave for a page without the tracker: the checkout page sends after a minute only, so the CHECKOUT
+            # can only arrive through the unload path (sendBeacon / fetch keepalive).
+            page.goto(f"{shop.url}/bye")
+
+            def stored() -> list[dict[str, Any]]:
+                page.evaluate("1")  # let Playwright dispatch the route callbacks of the unload requests
+                rows = sql(port, f"SELECT event_type, customer_id, page_type, campaign_id, platform, ad_id, source, "
+                                 f"context['utm_campaign'] AS utm FROM {db}.touchpoints FINAL "
+                                 f"WHERE anonymous_id = '{anonymous_id}' ORDER BY occurred_at, event_type = 'PAGE_VIEW'")
+                assert [(r["event_type"], r["customer_id"], r["page_type"]) for r in rows] == expected, rows
+                return rows
+
+            rows = wait_until(stored, timeout=90, what="the browser's six touchpoints in ClickHouse", interval=1.0)
         finally:
             browser.close()
 
-    expected = [("PAGE_VIEW", "", "home"), ("AD_CLICK", "", ""), ("PAGE_VIEW", "", "product"),
-                ("PAGE_VIEW", "", "login"), ("PAGE_VIEW", customer, "checkout"), ("CHECKOUT", customer, "")]
-
-    def stored() -> list[dict[str, Any]]:
-        rows = sql(port, f"SELECT event_type, customer_id, page_type, campaign_id, platform, ad_id, source, "
-                         f"context['utm_campaign'] AS utm FROM {db}.touchpoints FINAL "
-                         f"WHERE anonymous_id = '{anonymous_id}' ORDER BY occurred_at, event_type = 'PAGE_VIEW'")
-        assert [(r["event_type"], r["customer_id"], r["page_type"]) for r in rows] == expected, rows
-        return rows
-
-    rows = wait_until(stored, timeout=90, what="the browser's six touchpoints in ClickHouse", interval=1.0)
     first_refused = json.loads(refused[0])
     assert [e["event_type"] for e in first_refused] == ["PAGE_VIEW"]
     home_id = first_refused[0]["event_id"]  # made in the browser: the retried copy kept it
