@@ -100,6 +100,12 @@ def document(settings: Settings) -> dict[str, Any]:
                     },
                 },
             },
+            "/touchpoint.js": {"get": {"summary": "The browser tracker.", "responses": {
+                "200": {"description": "JavaScript", "content": {"application/javascript": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"summary": "This document.", "responses": {
+                "200": {"description": "OpenAPI 3", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {
+                "200": {"description": "text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
             "/healthz": {"get": {"summary": "The process is up.", "responses": {
                 "200": {"description": "up", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/readyz": {"get": {"summary": "Kafka answers and the topics exist (send traffic only then).", "responses": {
