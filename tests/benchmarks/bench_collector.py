@@ -107,7 +107,9 @@ def main() -> None:
         as_json = [event_to_json(e) for e in fresh]
         bodies = [json.dumps(as_json[i : i + args.batch]).encode() for i in range(0, len(as_json), args.batch)]
         asyncio.run(run_clients(f"http://127.0.0.1:{port}/v1/batch", bodies[: max(1, len(bodies) // 10)], args.clients))
+        cpu_before = _cpu_seconds(server.pid)
         elapsed, latencies, statuses = asyncio.run(run_clients(f"http://127.0.0.1:{port}/v1/batch", bodies, args.clients))
+        server_cpu = _cpu_seconds(server.pid) - cpu_before
     finally:
         server.terminate()
         server.wait(30)
@@ -120,6 +122,14 @@ def main() -> None:
     print(f"SDK:       {sdk_rate:,.0f} events/s (TouchpointProducer.send + flush, same events)")
     print(f"ratio collector/SDK: {rate / sdk_rate:.2f}")
     print(f"request latency: p50 {cuts[49] * 1000:.1f} ms, p99 {cuts[98] * 1000:.1f} ms")
+    print(f"collector process CPU: {server_cpu / args.events * 1e6:.1f} us/event "
+          f"({args.events / server_cpu:,.0f} events per CPU-second, librdkafka threads included)")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc), to show the collector's cost apart from the load."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
