@@ -42,7 +42,7 @@ def keygen(
         "PAGE_VIEW,AD_CLICK,CHECKOUT",
     channels: Annotated[str, typer.Option("--channels", help="Comma-separated channels the key may send.")] = "web",
 ) -> None:
-    """Print a new write key (give it to the client) and its TOML entry (append it to the keys file)."""
+    """Print a new write key (stderr: give it to the client) and its TOML entry (stdout: append it to the keys file)."""
     from touchpoint.errors import ConfigError
     from touchpoint.producers.collector.keys import key_entry, new_key, parse_keys
 
@@ -54,5 +54,6 @@ def keygen(
     except ConfigError as exc:
         _err.print(f"[bold red]error:[/bold red] {exc}")
         raise typer.Exit(2) from None
-    print(f"# write key (keep it with the client; only its digest is stored): {key}")
+    # The key on stderr, the entry on stdout: `keygen ... >> keys.toml` stores the digest and never the key.
+    _err.print(f"write key (give it to the client; it is not stored anywhere): {key}", soft_wrap=True)
     print(entry, end="")

@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.helpers import run_cli
+from tests.helpers import TOUCHPOINT, run_cli
 from touchpoint.cli.main import app
 from touchpoint.producers.collector.keys import KeyStore
 
 
 def test_keygen_prints_a_key_and_an_entry_that_admits_it(tmp_path: Path):
-    result = CliRunner().invoke(app, ["collect", "keygen", "--source", "checkout-service",
-                                      "--event-types", "CHECKOUT", "--channels", "web,app"])
-    assert result.exit_code == 0, result.output
-    key = result.output.splitlines()[0].rsplit(" ", 1)[1]
-    assert key.startswith("tpk_") and key not in result.output.split("\n", 1)[1], "only the digest is in the entry"
     keys = tmp_path / "keys.toml"
-    keys.write_text(result.output)
+    with keys.open("w") as out:
+        done = subprocess.run([str(TOUCHPOINT), "collect", "keygen", "--source", "checkout-service",
+                               "--event-types", "CHECKOUT", "--channels", "web,app"], stdout=out,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    key = done.stderr.split()[-1]
+    assert key.startswith("tpk_") and key not in keys.read_text(), "only the digest goes to the keys file"
     allowed = KeyStore(keys).lookup(key)
     assert allowed is not None
     assert (allowed.source, allowed.event_types, allowed.channels) == ("checkout-service", {"CHECKOUT"}, {"web", "app"})
