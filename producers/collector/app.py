@@ -30,6 +30,8 @@ from importlib import resources
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from touchpoint.config import Settings
@@ -123,9 +125,10 @@ class Collector:
                 if size > self.limits.max_request_bytes:
                     raise too_large(self.limits)
                 chunks.append(chunk)
-        except (ValueError, EOFError, web.HTTPException, OSError) as exc:
-            # aiohttp signals a broken gzip stream or a truncated body this way
-            raise BodyError(400, f"the body could not be read ({type(exc).__name__}: {exc})"[:300]) from None
+        except (RequestPayloadError, HttpProcessingError, ValueError, EOFError, OSError) as exc:
+            # aiohttp's answer to a broken gzip stream (RequestPayloadError) or a truncated body
+            message = " ".join(str(exc).split())
+            raise BodyError(400, f"the body could not be read ({message}); check its Content-Encoding"[:300]) from None
 
     async def _produce(self, items: list[Item], key: WriteKey, cors: dict[str, str]) -> web.Response:
         acks = Acks()

@@ -110,6 +110,15 @@ def test_bodies_that_cannot_be_used_are_refused_whole(collector, body, content_t
     assert answer.status == status and says in answer.body["error"]
 
 
+def test_a_broken_gzip_body_is_400_and_the_service_goes_on(collector):
+    answer = collector.post(b"this is not gzip at all", headers={"Content-Encoding": "gzip"})
+    assert answer.status == 400 and "could not be read" in answer.body["error"]
+    truncated = gzip.compress(json.dumps([page_view("a-gz")]).encode())[:-12]
+    answer = collector.post(truncated, headers={"Content-Encoding": "gzip"})
+    assert answer.status == 400, answer.body
+    assert collector.post([page_view("a-gz")]).status == 200
+
+
 def test_limits_are_413_naming_the_limit_and_nothing_is_produced(collector):
     anon = f"a-{uuid.uuid4()}"
     fat = page_view(anon, payload={"url": "https://shop.example/" + "x" * 5000, "page_type": "home"})
