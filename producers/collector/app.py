@@ -147,7 +147,8 @@ class Collector:
                 if event["event_type"] not in key.event_types:
                     raise _Refused("event_type", f"{event['event_type']} is not allowed for this write key",
                                    "type_not_allowed")
-                if event["channel"] not in key.channels:
+                # a channel that is not even a string is left to send()'s validation, which names the rule
+                if type(event["channel"]) is str and event["channel"] not in key.channels:
                     raise _Refused("channel", f"{event['channel']} is not allowed for this write key",
                                    "channel_not_allowed")
                 send(event, acks)
