@@ -193,8 +193,14 @@
   };
   window.touchpoint = api;
 
+  /* Back on the page (tab shown again, or restored from the back/forward cache): what was handed to the browser
+     on hide is unconfirmed, so it is sent again by the normal path (a copy that did land is dropped by event_id). */
+  function resume() { inflight = {}; if (queue().length) schedule(0); }
   window.addEventListener("pagehide", flushOnHide);
-  document.addEventListener("visibilitychange", function () { if (document.visibilityState === "hidden") flushOnHide(); });
+  window.addEventListener("pageshow", function (e) { if (e.persisted) resume(); });
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "hidden") flushOnHide(); else resume();
+  });
   if (config.autoPage) {
     adClickFromUrl();
     page();
