@@ -35,6 +35,7 @@ class OriginPolicy:
         return {
             "Access-Control-Allow-Origin": origin,
             "Access-Control-Allow-Credentials": "true",  # sendBeacon sends in credentials mode "include"
+            "Access-Control-Expose-Headers": "Retry-After",  # the tracker waits at least that long
             "Vary": "Origin",
         }
 

@@ -112,17 +112,22 @@
                          mode: "cors", headers: {"Content-Type": "text/plain"}})
       .then(function (response) {
         var retry = response.status >= 500 || response.status === 408 || response.status === 429;
-        if (retry) throw new Error("collector answered " + response.status);
+        if (retry) {
+          var failure = new Error("collector answered " + response.status);
+          failure.retryAfter = Number(response.headers.get("Retry-After")) || 0;
+          throw failure;
+        }
         acknowledge(ids);
         backoff = 0;
         sending = false;
         if (queue().length) schedule(0);
       })
-      .catch(function () {
+      .catch(function (failure) {
         sending = false;
         backoff = Math.min(backoff ? backoff * 2 : 1000, MAX_BACKOFF_MS);
+        backoff = Math.max(backoff, Math.min((failure && failure.retryAfter || 0) * 1000, MAX_BACKOFF_MS));
         if (timer !== null) clearTimeout(timer);
-        timer = setTimeout(function () { timer = null; flush(); }, backoff * (0.5 + Math.random() / 2));
+        timer = setTimeout(function () { timer = null; flush(); }, backoff * (1 + Math.random() / 2));
       });
   }
 
