@@ -123,11 +123,13 @@ def test_a_browser_journey_is_stitched_from_the_first_ad_click(pipeline):
         try:
             page = browser.new_page()
             refused: list[str] = []
+            refused_at: list[float] = []
 
             def flaky_collector(route: Any) -> None:
                 # the collector's first two answers are 503: the tracker must keep the events and retry
                 if route.request.method == "POST" and len(refused) < 2:
                     refused.append(route.request.post_data or "")
+                    refused_at.append(time.monotonic())
                     route.fulfill(status=503, headers={"Retry-After": "1"}, body='{"error": "try later"}')
                 else:
                     route.continue_()
@@ -163,6 +165,7 @@ def test_a_browser_journey_is_stitched_from_the_first_ad_click(pipeline):
         finally:
             browser.close()
 
+    assert refused_at[1] - refused_at[0] >= 1.0, "the retry waited at least the answer's Retry-After (1 s)"
     first_refused = json.loads(refused[0])
     assert [e["event_type"] for e in first_refused] == ["PAGE_VIEW"]
     home_id = first_refused[0]["event_id"]  # made in the browser: the retried copy kept it
