@@ -217,6 +217,29 @@ def test_headers_that_never_complete_are_cut_off(collector):
     assert collector.get("/healthz").status == 200
 
 
+def metric(collector: CollectorProcess, name: str, labels: dict[str, str]) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(collector.get("/metrics").body.decode()):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return float(sample.value)
+    return 0.0
+
+
+def test_metrics_count_requests_by_status_and_events_by_type_and_reason(collector):
+    accepted = ("touchpoint_collector_events_accepted_total", {"event_type": "PAGE_VIEW"})
+    refused = ("touchpoint_collector_events_rejected_total", {"event_type": "SURVEY_RESPONSE", "reason": "type_not_allowed"})
+    ok207 = ("touchpoint_collector_requests_total", {"path": "/v1/batch", "status": "207"})
+    before = [metric(collector, *m) for m in (accepted, refused, ok207)]
+    survey = {"event_type": "SURVEY_RESPONSE", "occurred_at": "2026-11-25T10:00:00Z", "anonymous_id": "a-m",
+              "channel": "web", "payload": {"survey_kind": "NPS", "score": 9, "scale_min": 0, "scale_max": 10}}
+    answer = collector.post([page_view("a-m", 1), survey, page_view("a-m", 2)])
+    assert answer.status == 207
+    after = [metric(collector, *m) for m in (accepted, refused, ok207)]
+    assert [b - a for a, b in zip(before, after)] == [2, 1, 1]
+
+
 def test_health_readiness_metrics_docs_and_tracker(collector):
     assert collector.get("/healthz").status == 200 and collector.get("/readyz").body == {"ready": True}
     metrics = collector.get("/metrics").body.decode()

@@ -18,7 +18,6 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,10 +81,8 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     keys_file.write_text(keys_toml([(SHOP_KEY, "web-shop", ["PAGE_VIEW", "AD_CLICK", "CHECKOUT"], ["web"]),
                                     (LOAD_KEY, "load-clients", ["PAGE_VIEW"], ["web"])]))
     collector_port = free_port()
-    shop_port_holder: dict[str, Any] = {}
     collector_url = f"http://127.0.0.1:{collector_port}"
     shop = Shop(collector_url)
-    shop_port_holder["shop"] = shop
     env.update({"TOUCHPOINT_COLLECTOR_PORT": str(collector_port), "TOUCHPOINT_COLLECTOR_KEYS_FILE": str(keys_file),
                 "TOUCHPOINT_COLLECTOR_ALLOWED_ORIGINS": shop.url})
     log = tmp / "run.log"
