@@ -18,6 +18,7 @@ the contract (the CLI runs both).
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
@@ -27,6 +28,7 @@ from touchpoint.errors import ValidationError
 from touchpoint.schemas.registry import expand, get_registry, payload_record_name
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")  # already normal form
 _MS = timedelta(milliseconds=1)
 
 
@@ -56,6 +58,8 @@ class _Shape:
         self.payloads: dict[str, list[dict[str, Any]]] = {
             t: by_name[payload_record_name(t)]["fields"] for t in self.event_types if payload_record_name(t) in by_name
         }
+        self.envelope_plan = _plan(list(self.envelope_fields.values()), frozenset({"event_id", "payload"}))
+        self.payload_plans = {t: _plan(fields) for t, fields in self.payloads.items()}
 
 
 @lru_cache(maxsize=1)
@@ -91,32 +95,50 @@ def format_time(millis: int) -> str:
     return text + "Z"
 
 
-def _record_from_json(obj: dict[str, Any], fields: list[dict[str, Any]], prefix: str,
-                      skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+class _Field:
+    """One field's conversion, decided once per schema rather than per event (the collector's hot path)."""
+
+    __slots__ = ("name", "timestamp", "integer", "required", "default")
+
+    def __init__(self, f: dict[str, Any]) -> None:
+        self.name: str = f["name"]
+        self.timestamp = _is_timestamp(f["type"])
+        self.integer = _is_integer(f["type"])
+        self.required = "default" not in f
+        self.default = f.get("default")
+
+
+_Plan = tuple[tuple[_Field, ...], frozenset[str]]
+
+
+def _plan(fields: list[dict[str, Any]], skip: frozenset[str] = frozenset()) -> _Plan:
+    return tuple(_Field(f) for f in fields if f["name"] not in skip), frozenset(f["name"] for f in fields)
+
+
+def _record_from_json(obj: dict[str, Any], plan: _Plan, prefix: str) -> dict[str, Any]:
+    fields, names = plan
     out: dict[str, Any] = {}
     for f in fields:
-        name = f["name"]
-        if name in skip:
-            continue
-        path = f"{prefix}{name}"
+        name = f.name
         if name not in obj:
-            if "default" in f:
-                default = f["default"]
-                out[name] = dict(default) if isinstance(default, dict) else (
-                    list(default) if isinstance(default, list) else default)
-                continue
-            raise ValidationError(path, "required field is missing")
+            if f.required:
+                raise ValidationError(f"{prefix}{name}", "required field is missing")
+            default = f.default
+            out[name] = dict(default) if isinstance(default, dict) else (
+                list(default) if isinstance(default, list) else default)
+            continue
         value = obj[name]
-        if value is not None and _is_timestamp(f["type"]):
-            value = parse_time(value, path)
-        elif isinstance(value, float) and _is_integer(f["type"]):
-            if name.endswith("_minor"):
-                raise ValidationError(path, f"money is integer minor units (e.g. 1299 for 12.99), not a float "
-                                            f"({value!r})", value)
-            raise ValidationError(path, f"must be an integer, not a float ({value!r})", value)
+        if value is not None:
+            if f.timestamp:
+                value = parse_time(value, f"{prefix}{name}")
+            elif f.integer and isinstance(value, float):
+                if name.endswith("_minor"):
+                    raise ValidationError(f"{prefix}{name}", f"money is integer minor units (e.g. 1299 for 12.99), "
+                                                             f"not a float ({value!r})", value)
+                raise ValidationError(f"{prefix}{name}", f"must be an integer, not a float ({value!r})", value)
         out[name] = value
-    unknown = sorted(set(obj) - {f["name"] for f in fields})
-    if unknown:
+    if not obj.keys() <= names:
+        unknown = sorted(set(obj) - names)
         raise ValidationError(f"{prefix}{unknown[0]}", f"unknown field (unknown: {', '.join(unknown)})")
     return out
 
@@ -136,12 +158,11 @@ def event_from_json(obj: Any) -> dict[str, Any]:
             raise ValidationError("event_type", "required field is missing")
         raise ValidationError("event_type", f"unknown event type {event_type!r}; expected one of "
                                             f"{', '.join(shape.event_types)}", event_type)
-    fields = list(shape.envelope_fields.values())
-    event = _record_from_json(obj, fields, "", skip=frozenset({"event_id", "payload"}))
+    event = _record_from_json(obj, shape.envelope_plan, "")
     event_id = obj.get("event_id")
     if event_id is None:
         event_id = str(uuid.uuid4())
-    elif isinstance(event_id, str):
+    elif isinstance(event_id, str) and _CANONICAL_UUID.match(event_id) is None:
         try:
             parsed = uuid.UUID(event_id)
         except ValueError:
@@ -158,7 +179,7 @@ def event_from_json(obj: Any) -> dict[str, Any]:
                 if "payload" not in obj:
                     raise ValidationError("payload", "required field is missing")
                 raise ValidationError("payload", f"must be an object, not {type(payload).__name__}")
-            ordered[name] = _record_from_json(payload, shape.payloads[event_type], "payload.")
+            ordered[name] = _record_from_json(payload, shape.payload_plans[event_type], "payload.")
         else:
             ordered[name] = event[name]
     return ordered

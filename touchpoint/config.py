@@ -163,6 +163,27 @@ class Settings(BaseSettings):
     at_risk_quiet_share: float = Field(
         0.5, gt=0, le=1, description="At risk: last experience bad and quiet for at least this share of churn_inactivity_days."
     )
+    # --- collector (HTTP) --------------------------------------------------------------------------
+    collector_port: int = Field(8090, description="Port of `touchpoint collect` (POST /v1/batch, /touchpoint.js, /metrics, /openapi.json).")
+    collector_keys_file: Path | None = Field(
+        None,
+        description="TOML file of write keys ([[key]] source, sha256, event_types, channels, revoked); re-read when it "
+        "changes, so keys rotate without a restart. Unset: every request gets 401.",
+    )
+    collector_allowed_origins: str = Field(
+        "", description="Comma-separated browser origins allowed to post (CORS), e.g. https://shop.example; empty: none."
+    )
+    collector_max_event_bytes: int = Field(32 * 1024, ge=1, description="Largest event (bytes of its JSON) a request may carry; more: 413.")
+    collector_max_request_bytes: int = Field(500 * 1024, ge=1, description="Largest request body (after gzip is undone); more: 413.")
+    collector_max_events: int = Field(2500, ge=1, description="Most events one request may carry; more: 413.")
+    collector_read_timeout_seconds: float = Field(10.0, gt=0, description="A client must send its whole body within this (else 408); also the idle keep-alive and unfinished-headers limit.")
+    collector_ack_timeout_seconds: float = Field(10.0, gt=0, description="Longest wait for Kafka to acknowledge a request's events; then 503.")
+    collector_queue_max_events: int = Field(100_000, ge=1, description="Events queued for Kafka beyond which requests get 503 (back-pressure).")
+    collector_linger_ms: int = Field(
+        5, ge=0, description="linger.ms of the collector's producer: a request waits for its acknowledgement, so batch briefly."
+    )
+    collector_retry_after_seconds: int = Field(5, ge=1, description="Retry-After of a 503 answer.")
+    collector_shutdown_seconds: float = Field(15.0, gt=0, description="On SIGTERM, how long in-flight requests get to finish before the producer is flushed.")
 
     @field_validator("producer_compression")
     @classmethod

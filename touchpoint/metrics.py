@@ -90,6 +90,33 @@ SINK_SQL_QUERY_SECONDS = Histogram(
 )
 
 
+# --- collector (HTTP) --------------------------------------------------------------------------
+COLLECTOR_REQUESTS = Counter(
+    "touchpoint_collector_requests_total", "Requests answered by the collector, by path and HTTP status.", ["path", "status"], registry=REGISTRY
+)
+COLLECTOR_EVENTS_ACCEPTED = Counter(
+    "touchpoint_collector_events_accepted_total", "Events acknowledged by Kafka and answered as accepted, by event type.",
+    ["event_type"], registry=REGISTRY,
+)
+COLLECTOR_EVENTS_REJECTED = Counter(
+    "touchpoint_collector_events_rejected_total",
+    "Events refused by the collector, by event type and reason (invalid, not_json, type_not_allowed, channel_not_allowed).",
+    ["event_type", "reason"], registry=REGISTRY,
+)
+COLLECTOR_REQUEST_LATENCY = Histogram(
+    "touchpoint_collector_request_latency_seconds", "From the request's arrival to its answer (POST /v1/batch).",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+COLLECTOR_PRODUCE_LATENCY = Histogram(
+    "touchpoint_collector_produce_latency_seconds", "From queuing a request's events to Kafka acknowledging all of them.",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+)
+COLLECTOR_IN_FLIGHT = Gauge(
+    "touchpoint_collector_requests_in_flight", "POST /v1/batch requests being handled (reading, producing, awaiting acks).",
+    registry=REGISTRY,
+)
+COLLECTOR_READY = Gauge("touchpoint_collector_ready", "1 while the collector's last Kafka check answered.", registry=REGISTRY)
+
 def lag_by_topic(stats_json: str, assigned: set[tuple[str, int]]) -> dict[str, int]:
     """Messages behind the log end per topic, over the ``assigned`` (topic, partition)s, from librdkafka's
     statistics JSON (``stats_cb``); an unknown lag (-1, before the first fetch) counts as 0."""

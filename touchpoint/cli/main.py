@@ -15,6 +15,7 @@ from touchpoint.errors import TouchpointError
 from touchpoint.cli import broker, demo, produce, query, run, schemas_cmd, simulate, sink, topics, worker, bench
 from touchpoint.cli import customers
 from touchpoint.cli import privacy
+from touchpoint.cli import broker, collect, demo, produce, query, run, schemas_cmd, simulate, sink, topics, worker, bench
 
 app = typer.Typer(
     name="touchpoint",
@@ -44,6 +45,7 @@ app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
 app.add_typer(customers.app, name="customers")
 app.add_typer(privacy.app, name="privacy")
+app.add_typer(collect.app, name="collect")
 
 _err = Console(stderr=True)
 

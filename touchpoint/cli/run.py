@@ -12,7 +12,7 @@ from rich.table import Table
 
 from touchpoint.config import Settings, load_settings
 from touchpoint.cli.pipeline import Status, StatusCollector, log_dir, prepare, stage_specs
-from touchpoint.cli.supervise import StopSignal, Supervisor
+from touchpoint.cli.supervise import ChildSpec, StopSignal, Supervisor
 
 _err = Console(stderr=True)
 
@@ -55,6 +55,7 @@ def supervise_until_stopped(settings: Settings, supervisor: Supervisor, stop: St
 def run(
     workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes (they share the partitions through one consumer group).")] = 1,
     sinks: Annotated[int, typer.Option("--sinks", min=1, help="Sink processes (more than 1 needs a ClickHouse server DSN).")] = 1,
+    collect: Annotated[bool, typer.Option("--collect", help="Also run the HTTP collector (`touchpoint collect`) on collector_port.")] = False,
 ) -> None:
     """Run the pipeline until interrupted: broker (if needed), topics, migrations, then worker(s) and sink(s).
 
@@ -65,6 +66,8 @@ def run(
     """
     settings = load_settings()
     specs = stage_specs(settings, workers, sinks)
+    if collect:
+        specs.append(ChildSpec("collector", ("collect",)))
     with StopSignal() as stop:
         prepare(settings, lambda msg: _err.print(f"[dim]{msg}[/dim]"))
         if stop.stopping:

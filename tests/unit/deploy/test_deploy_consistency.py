@@ -60,6 +60,8 @@ def compose_env() -> dict[str, str]:
 def k8s_env() -> dict[str, str]:
     env: dict[str, str] = {}
     for doc in K8S:
+        if doc["metadata"]["name"] not in ("touchpoint-settings", "touchpoint-secrets"):
+            continue  # not an environment source (e.g. the collector's keys file, mounted as a file)
         if doc["kind"] == "ConfigMap":
             env.update(doc["data"])
         if doc["kind"] == "Secret":
@@ -111,14 +113,16 @@ def test_ports_match_the_settings_defaults():
     assert services["sink"]["expose"] == [str(sink_port)]
     prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     ports = {job["job_name"]: job["dns_sd_configs"][0]["port"] for job in prom["scrape_configs"] if "dns_sd_configs" in job}
-    assert ports == {"touchpoint-worker": worker_port, "touchpoint-sink": sink_port}
+    collector_port = DEFAULTS.collector_port
+    assert services["collector"]["environment"]["TOUCHPOINT_COLLECTOR_PORT"] == str(collector_port)
+    assert ports == {"touchpoint-worker": worker_port, "touchpoint-sink": sink_port, "touchpoint-collector": collector_port}
     cm = k8s_env()
     assert cm["TOUCHPOINT_WORKER_WEB_PORT"] == str(worker_port) and cm["TOUCHPOINT_SINK_METRICS_PORT"] == str(sink_port)
     for doc in K8S:
         annotations = doc.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {})
         if "prometheus.io/port" in annotations:
             name = doc["metadata"]["name"]
-            expected = worker_port if "worker" in name else sink_port
+            expected = worker_port if "worker" in name else collector_port if "collector" in name else sink_port
             assert annotations["prometheus.io/port"] == str(expected)
 
 
@@ -126,7 +130,7 @@ def test_every_pipeline_service_is_scraped():
     prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     scraped = {cfg["names"][0] for job in prom["scrape_configs"] for cfg in job.get("dns_sd_configs", [])}
     long_running = {name for name, svc in pipeline_services().items() if svc.get("restart") != "no"}
-    assert long_running == scraped == {"worker", "sink"}
+    assert long_running == scraped == {"worker", "sink", "collector"}
 
 
 def registry_names() -> set[str]:
