@@ -12,7 +12,6 @@ from rich.console import Console
 
 from touchpoint.errors import TouchpointError
 
-from touchpoint.cli import broker, demo, produce, query, run, schemas_cmd, simulate, sink, topics, worker, bench
 from touchpoint.cli import customers
 from touchpoint.cli import privacy
 from touchpoint.cli import broker, collect, demo, produce, query, run, schemas_cmd, simulate, sink, topics, worker, bench
