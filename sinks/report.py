@@ -140,7 +140,8 @@ def derive(c: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_report(client: Any, database: str, *, funnel_window_days: float = 30.0, top: int = 10) -> dict[str, Any]:
+def build_report(client: Any, database: str, *, funnel_window_days: float = 30.0, top: int = 10,
+                 journey_options: Any = None) -> dict[str, Any]:
     """The report's numbers, as plain JSON-ready data. ``client`` is any clickhouse-connect client (chdb,
     a ClickHouse server, or the sink's read-only port). Keys (stable; add, never rename):
 
@@ -170,6 +171,8 @@ def build_report(client: Any, database: str, *, funnel_window_days: float = 30.0
       ``cost_per_conversion_minor``}.
     - ``email_campaigns``: list of {``campaign_id``, ``sent``, ``opened``, ``clicked``, ``open_rate``, ``ctr``}
       (distinct emails per action).
+    - ``journey_funnel``, ``stages``, ``pain_points``, ``attribution``: see ``touchpoint.sinks.report_journeys``
+      (``journey_options``: its ``JourneyOptions``, default the settings' defaults).
     """
     if not _IDENT.match(database):
         raise ConfigError(f"clickhouse_database={database!r} is not a plain identifier; set TOUCHPOINT_CLICKHOUSE_DATABASE")
@@ -221,7 +224,14 @@ def build_report(client: Any, database: str, *, funnel_window_days: float = 30.0
                    if(sent = 0, NULL, clicked / sent) AS ctr
             FROM {db}.touchpoints WHERE event_type = 'EMAIL_ENGAGEMENT'
             GROUP BY campaign_id ORDER BY sent DESC, campaign_id LIMIT {int(top)}"""),
+        **_journey_sections(client, database, journey_options),
     }
+
+
+def _journey_sections(client: Any, database: str, options: Any) -> dict[str, Any]:
+    from touchpoint.sinks.report_journeys import journey_sections
+
+    return journey_sections(client, database, options)
 
 
 def _funnel(client: Any, db: str, window_days: float) -> list[dict[str, Any]]:

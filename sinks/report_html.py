@@ -145,7 +145,7 @@ def render_html(report: dict[str, Any]) -> str:
 <div class="sub">database <b>{_e(report["database"])}</b> · generated {_e(report["generated_at"])} ·
 ratios are ratios of sums, never averages of averages</div>
 <div class="cards">{card_html}</div>
-<h2>Funnel</h2>{funnel}
+{"" if "journey_funnel" in report else f"<h2>Funnel</h2>{funnel}"}
 <h2>Over time (per day, from metric components)</h2><div class="charts">{"".join(lines)}</div>
 <h2>Campaigns</h2>{campaigns}
 {_table(("campaign", "currency", "clicks", "spend", "conversions", "revenue", "conversion", "cost / conversion"),
@@ -153,8 +153,15 @@ ratios are ratios of sums, never averages of averages</div>
 <h2>Top journey paths</h2>{_table(("path", "journeys", "converted", "conversion"), path_rows, (False, True, True, True))}
 <h2>Email</h2>{_table(("campaign", "sent", "opened", "clicked", "open rate", "CTR"), email_rows,
                       (False, True, True, True, True, True))}
+{_journey_html(report)}
 </body></html>
 """
+
+
+def _journey_html(report: dict[str, Any]) -> str:
+    from touchpoint.sinks.report_journeys import render_html as journeys_html
+
+    return journeys_html(report)
 
 
 def write_html(report: dict[str, Any], path: Path) -> Path:

@@ -38,6 +38,13 @@ app.command("report")(query.report)
 app.command("run")(run.run)
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
+# journey analysis (touchpoint/cli/journeys.py)
+from touchpoint.cli import journeys  # noqa: E402 - kept apart from the import block above to merge cleanly
+
+app.command("funnel")(journeys.funnel)
+app.command("stages")(journeys.stages)
+app.command("pain-points")(journeys.pain_points)
+app.command("attribution")(journeys.attribution)
 
 _err = Console(stderr=True)
 

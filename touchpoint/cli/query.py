@@ -108,7 +108,10 @@ def report(
 
     settings = get_settings()
     with open_access(settings) as access:
-        data = build_report(access.client, settings.clickhouse_database, funnel_window_days=funnel_window_days)
+        from touchpoint.sinks.report_journeys import JourneyOptions
+
+        data = build_report(access.client, settings.clickhouse_database, funnel_window_days=funnel_window_days,
+                            journey_options=JourneyOptions.from_settings(settings))
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
@@ -153,7 +156,8 @@ def render_report(report: dict[str, Any], console: Console) -> None:
         bar = "█" * round(30 * step["customers"] / first)
         funnel.add_row(step["label"], _num(step["customers"]), _num(step["pct_of_first"], suffix="%"),
                        _num(step["pct_of_previous"], suffix="%"), f"[cyan]{bar}[/cyan]")
-    console.print(funnel)
+    if "journey_funnel" not in report:  # else the funnel of the steps the data holds is shown (render_report_sections)
+        console.print(funnel)
 
     daily = Table("day", "touchpoints", "conversion", "NPS", "CSAT", "CES", "on time", "open", "CTR", "resolution avg / p90",
                   title="per day (from metric components)", title_justify="left")
@@ -183,3 +187,7 @@ def render_report(report: dict[str, Any], console: Console) -> None:
     for e in report["email_campaigns"]:
         emails.add_row(e["campaign_id"], _num(e["sent"]), _num(e["opened"]), _num(e["clicked"]), _pct(e["open_rate"]), _pct(e["ctr"]))
     console.print(emails)
+
+    from touchpoint.cli.journeys import render_report_sections
+
+    render_report_sections(report, console)
