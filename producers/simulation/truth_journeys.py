@@ -1,0 +1,175 @@
+"""Ground truth of the journey analyses, computed from the simulated events themselves (not the pipeline's code).
+
+Written plainly from the definitions in sinks/README.md ("Journey analysis"), so the ClickHouse queries can be
+checked against it: funnel step counts and median step times, stage reach and stalls, NPS/CSAT/CES by the delivery
+outcome before the answer, and per-model attribution credit per campaign (exact fractions; time decay in floats).
+
+Every function takes the arrived events (duplicates included; an ``event_id`` counts once) and resolves identities
+from the events themselves: an event carrying both ids ties its anonymous id to the customer.
+Not part of ``simulate()``'s default truth, so `touchpoint simulate --truth` output is unchanged.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from fractions import Fraction
+from typing import Any
+
+Event = dict[str, Any]
+Match = Callable[[Event], bool]
+
+STAGE_RANK = {"AD_CLICK": 0, "EMAIL_ENGAGEMENT": 0, "PAGE_VIEW": 1, "CHECKOUT": 2, "DELIVERY_NOTICE": 3,
+              "SURVEY_RESPONSE": 4}
+STAGES = ("awareness", "consideration", "purchase", "fulfilment", "feedback")
+
+
+def by_customer(events: Iterable[Event]) -> dict[str, list[Event]]:
+    """Unique events per resolved customer, ordered by (occurred_at, event_id)."""
+    unique: dict[str, Event] = {}
+    for e in events:
+        unique.setdefault(e["event_id"], e)
+    owner = {e["anonymous_id"]: e["customer_id"] for e in unique.values() if e.get("anonymous_id") and e.get("customer_id")}
+    out: dict[str, list[Event]] = defaultdict(list)
+    for e in unique.values():
+        who = e.get("customer_id") or owner.get(e["anonymous_id"]) or e["anonymous_id"]
+        out[who].append(e)
+    for evs in out.values():
+        evs.sort(key=lambda e: (e["occurred_at"], e["event_id"]))
+    return dict(out)
+
+
+def step(event_type: str, **payload: Any) -> Match:
+    """A funnel step: the event type and payload fields equal to the given values."""
+    return lambda e: e["event_type"] == event_type and all(e["payload"].get(k) == v for k, v in payload.items())
+
+
+def _lower_median(values: list[int]) -> int | None:
+    return sorted(values)[(len(values) - 1) // 2] if values else None
+
+
+def funnel(events: Iterable[Event], steps: Sequence[Match], window_ms: int, mode: str = "sequential") -> list[dict[str, Any]]:
+    """Per step: customers reaching it and the lower median of (step time - previous step time) in ms."""
+    reached = [0] * len(steps)
+    deltas: list[list[int]] = [[] for _ in steps]
+    for evs in by_customer(events).values():
+        best: list[int] = []
+        for start, e in enumerate(evs):
+            if not steps[0](e):
+                continue
+            chain, pos = [start], start
+            for k in range(1, len(steps)):
+                nxt = None
+                candidates = range(pos + 1, len(evs)) if mode == "sequential" else range(pos + 1, min(pos + 2, len(evs)))
+                for j in candidates:
+                    if evs[j]["occurred_at"] > e["occurred_at"] + window_ms:
+                        break
+                    if steps[k](evs[j]):
+                        nxt = j
+                        break
+                if nxt is None:
+                    break
+                chain.append(nxt)
+                pos = nxt
+            if len(chain) > len(best):
+                best = chain
+        for k, idx in enumerate(best):
+            reached[k] += 1
+            if k:
+                deltas[k].append(evs[idx]["occurred_at"] - evs[best[k - 1]]["occurred_at"])
+    return [{"customers": reached[k], "median_ms": _lower_median(deltas[k])} for k in range(len(steps))]
+
+
+def stages(events: Iterable[Event]) -> dict[str, dict[str, int]]:
+    """Per stage: journeys reaching it and stalled at it (one journey per customer: the simulated span is shorter
+    than the inactivity gap); ``service``: journeys with a support contact / ending with one."""
+    out = {s: {"reached": 0, "stalled": 0} for s in (*STAGES, "service")}
+    for evs in by_customer(events).values():
+        furthest = max([STAGE_RANK.get(e["event_type"], -1) for e in evs] + [0])
+        for i, s in enumerate(STAGES):
+            out[s]["reached"] += furthest >= i
+            out[s]["stalled"] += furthest == i
+        out["service"]["reached"] += any(e["event_type"] == "SUPPORT_INTERACTION" for e in evs)
+        out["service"]["stalled"] += evs[-1]["event_type"] == "SUPPORT_INTERACTION"
+    return out
+
+
+def delivery_outcome(notice: Event) -> str:
+    status = notice["payload"]["status"]
+    if status == "delivered":
+        return "on_time" if notice["occurred_at"] <= notice["payload"]["promised_by"] else "late"
+    return "failed"
+
+
+def feedback_by_delivery(events: Iterable[Event], lookback_ms: int) -> dict[str, dict[str, int]]:
+    """Per delivery outcome before the answer (latest delivered / failed_attempt / returned notice within the
+    lookback, else ``none``): NPS promoters/passives/detractors, CSAT satisfied/total, CES sum/count."""
+    out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for evs in by_customer(events).values():
+        for i, answer in enumerate(evs):
+            if answer["event_type"] != "SURVEY_RESPONSE":
+                continue
+            t = answer["occurred_at"]
+            outcome = "none"
+            for e in evs[:i]:
+                if (e["event_type"] == "DELIVERY_NOTICE" and e["payload"]["status"] in ("delivered", "failed_attempt", "returned")
+                        and t - lookback_ms <= e["occurred_at"] < t):
+                    outcome = delivery_outcome(e)
+            p, row = answer["payload"], out[outcome]
+            if p["survey_kind"] == "NPS":
+                row["nps_" + ("promoters" if p["score"] >= 9 else "passives" if p["score"] >= 7 else "detractors")] += 1
+            elif p["survey_kind"] == "CSAT":
+                row["csat_total"] += 1
+                row["csat_satisfied"] += p["score"] >= p["scale_max"] - 1
+            else:
+                row["ces_count"] += 1
+                row["ces_sum"] += p["score"]
+    return {k: dict(v) for k, v in out.items()}
+
+
+def _weights(model: str, ages_ms: list[int], half_life_ms: int) -> list[Any]:
+    n = len(ages_ms)
+    if model == "first_touch":
+        return [Fraction(int(i == 0)) for i in range(n)]
+    if model == "last_touch":
+        return [Fraction(int(i == n - 1)) for i in range(n)]
+    if model == "linear":
+        return [Fraction(1, n)] * n
+    if model == "position_based":
+        if n <= 2:
+            return [Fraction(1, n)] * n
+        return [Fraction(2, 5) if i in (0, n - 1) else Fraction(1, 5) / (n - 2) for i in range(n)]
+    raw = [2.0 ** (-age / half_life_ms) for age in ages_ms]
+    return [w / sum(raw) for w in raw]
+
+
+def attribution(events: Iterable[Event], is_touch: Match, lookback_ms: int, half_life_ms: int,
+                models: Sequence[str], key: Callable[[Event], str] = lambda e: e["payload"]["campaign_id"]
+                ) -> dict[str, dict[str, Any]]:
+    """{model: {key: credit}} for every completed checkout: the customer's touches with conv - lookback <= t < conv,
+    ordered by (occurred_at, event_id); a conversion without touches goes to ``(none)``."""
+    out: dict[str, dict[str, Any]] = {m: defaultdict(Fraction) for m in models}
+    for evs in by_customer(events).values():
+        touches = [e for e in evs if is_touch(e)]
+        for conv in evs:
+            if not (conv["event_type"] == "CHECKOUT" and conv["payload"]["status"] == "completed"):
+                continue
+            t = conv["occurred_at"]
+            window = [e for e in touches if t - lookback_ms <= e["occurred_at"] < t]
+            for m in models:
+                if not window:
+                    out[m]["(none)"] += 1
+                    continue
+                for e, w in zip(window, _weights(m, [t - e["occurred_at"] for e in window], half_life_ms)):
+                    out[m][key(e)] += w
+    return {m: {k: v for k, v in credit.items() if v} for m, credit in out.items()}
+
+
+def conversions(events: Iterable[Event]) -> int:
+    return sum(1 for evs in by_customer(events).values() for e in evs
+               if e["event_type"] == "CHECKOUT" and e["payload"]["status"] == "completed")
+
+
+def as_plain(mapping: Mapping[str, Any]) -> dict[str, Any]:
+    """Fractions as floats (for printing and approximate comparison)."""
+    return {k: (as_plain(v) if isinstance(v, Mapping) else float(v)) for k, v in mapping.items()}
