@@ -51,7 +51,7 @@ def run_stages(client: Any, database: str, gap_days: float = 30.0, top: int = 3)
     db = quote_db(database)
     names = stage_names()
     mapping = stage_of_event_type()
-    params: dict[str, Any] = {"names": list(names), "types": list(mapping), "ranks": list(mapping.values()),
+    params: dict[str, Any] = {"names": list(names), "event_type_list": list(mapping), "event_type_rank": list(mapping.values()),
                               "gap_ms": int(gap_days * 86_400_000), "service": SERVICE_EVENT,
                               "stage_names": [*names, SERVICE], "stage_idx": [*range(len(names)), -1],
                               "stage_pos": list(range(len(names) + 1))}
@@ -72,7 +72,7 @@ def run_stages(client: Any, database: str, gap_days: float = 30.0, top: int = 3)
                    if(entered = 0, NULL, toUnixTimestamp64Milli(last_touch_at) - path_ms[entered]) AS dwell_ms
             FROM (
                 SELECT indexOf({{names:Array(String)}}, toString(stage)) - 1 AS rank, last_touch_at, service_contacted,
-                       arrayMap(t -> transform(toString(t), {{types:Array(String)}}, {{ranks:Array(Int64)}}, toInt64(-2)),
+                       arrayMap(t -> transform(toString(t), {{event_type_list:Array(String)}}, {{event_type_rank:Array(Int64)}}, toInt64(-2)),
                                 path_event_types) AS step_ranks,
                        arrayMap(t -> toUnixTimestamp64Milli(t), path_occurred_at) AS path_ms,
                        path_event_types,
