@@ -118,7 +118,7 @@ def attribution_sql(db: str, touches: Sequence[Step], models: Sequence[str], by:
                 ) AS c
                 LEFT JOIN (
                     SELECT resolved_id,
-                           arraySort(x -> (x.1, x.2), groupArray((toInt64(toUnixTimestamp64Milli(occurred_at)),
+                           arraySort(groupArray((toInt64(toUnixTimestamp64Milli(occurred_at)),
                                                                   toString(event_id), {key}))) AS tt
                     FROM {db}.touchpoints_resolved
                     WHERE {touch_cond}

@@ -64,11 +64,11 @@ def pain_points_sql(db: str, lookback_ms: int, params: dict[str, Any]) -> str:
             ) AS a
             LEFT JOIN (
                 SELECT resolved_id,
-                       arraySort(x -> (x.1, x.2), groupArrayIf(
+                       arraySort(groupArrayIf(
                            (toInt64(toUnixTimestamp64Milli(occurred_at)), toString(event_id),
                             if(delivery_status = 'delivered', if(occurred_at <= promised_by, 'on_time', 'late'), 'failed')),
                            event_type = 'DELIVERY_NOTICE' AND delivery_status IN ('delivered', 'failed_attempt', 'returned'))) AS dl,
-                       arraySort(x -> (x.1, x.2), groupArrayIf(
+                       arraySort(groupArrayIf(
                            (toInt64(toUnixTimestamp64Milli(occurred_at)), toString(event_id), toString(checkout_status)),
                            event_type = 'CHECKOUT' AND checkout_status IN ('failed', 'abandoned'))) AS co
                 FROM {db}.touchpoints_resolved
@@ -77,7 +77,7 @@ def pain_points_sql(db: str, lookback_ms: int, params: dict[str, Any]) -> str:
             ) AS h USING resolved_id
             LEFT JOIN (
                 SELECT resolved_id,
-                       arraySort(x -> (x.1, x.2), groupArray((opened, ticket_id, resolved))) AS tk
+                       arraySort(groupArray((opened, ticket_id, resolved))) AS tk
                 FROM (
                     SELECT resolved_id, ticket_id,
                            toInt64(toUnixTimestamp64Milli(minIf(occurred_at, support_action = 'opened'))) AS opened,
