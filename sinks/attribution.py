@@ -113,8 +113,7 @@ def attribution_sql(db: str, touches: Sequence[Step], models: Sequence[str], by:
                 FROM (
                     SELECT resolved_id, toInt64(toUnixTimestamp64Milli(occurred_at)) AS ct,
                            toInt64(amount_minor) AS amount, toString(currency) AS currency
-                    FROM {db}.touchpoints_resolved
-                    WHERE event_type = 'CHECKOUT' AND checkout_status = 'completed'
+                    FROM {db}.conversions
                 ) AS c
                 LEFT JOIN (
                     SELECT resolved_id,

@@ -42,8 +42,7 @@ def pain_points_sql(db: str, lookback_ms: int, params: dict[str, Any]) -> str:
                toInt64(coalesce(sumIf(score, kind = 'CES'), 0)) AS ces_sum,
                countIf(kind = 'CES') AS ces_count
         FROM (
-            SELECT a.kind AS kind, a.score AS score, a.smax AS smax,
-                   multiIf(kind = 'NPS', score <= 6, kind = 'CSAT', score <= smax - 2, kind = 'CES', score <= a.smin + 2, 0) AS bad,
+            SELECT a.kind AS kind, a.score AS score, a.smax AS smax, a.bad AS bad,
                    arrayFilter(x -> x.1 >= a.t - {{lookback_ms:Int64}} AND x.1 < a.t, h.dl) AS d,
                    arrayFilter(x -> x.1 >= a.t - {{lookback_ms:Int64}} AND x.1 < a.t, s.tk) AS k,
                    arrayFilter(x -> x.1 >= a.t - {{lookback_ms:Int64}} AND x.1 < a.t, h.co) AS c,
@@ -57,10 +56,8 @@ def pain_points_sql(db: str, lookback_ms: int, params: dict[str, Any]) -> str:
                     ('channel', a.channel)] AS splits
             FROM (
                 SELECT resolved_id, toInt64(toUnixTimestamp64Milli(occurred_at)) AS t, toString(survey_kind) AS kind,
-                       toInt32(score) AS score, toInt32(scale_min) AS smin, toInt32(scale_max) AS smax,
-                       toString(channel) AS channel
-                FROM {db}.touchpoints_resolved
-                WHERE event_type = 'SURVEY_RESPONSE' AND score IS NOT NULL
+                       score, scale_max AS smax, bad, toString(channel) AS channel
+                FROM {db}.survey_answers
             ) AS a
             LEFT JOIN (
                 SELECT resolved_id,
