@@ -245,3 +245,27 @@ def test_stage_drop_off_reached_stalled_dwell_and_last_touchpoints(store: Any) -
     assert got["purchase"]["median_dwell_seconds"] == 3 * 3600
     assert got["consideration"]["last_touchpoints"] == [{"touchpoint": "PAGE_VIEW (web)", "journeys": 2}]
     assert got["purchase"]["last_touchpoints"] == [{"touchpoint": "SUPPORT_INTERACTION (web)", "journeys": 1}]
+
+
+# ---- the SQL examples of sinks/README.md ------------------------------------------------------------------
+
+def readme_journey_sql() -> list[str]:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[3] / "sinks" / "README.md").read_text()
+    block = re.findall(r"```sql\n(.*?)```", text[text.index("## Journey analysis"):], re.S)[0]
+    return [q for q in block.split(";") if "SELECT" in q]
+
+
+def test_readme_examples_run_and_agree_with_the_commands(loaded: Any) -> None:
+    from touchpoint.sinks.pain_points import by_factor, run_pain_points
+
+    nps_sql, linear_sql, stages_sql = (q.replace("touchpoint.", f"{loaded.database}.") for q in readme_journey_sql())
+    nps = {r[0]: r[4] for r in loaded.client.query(nps_sql).result_rows}
+    delivery = by_factor(run_pain_points(loaded.client, loaded.database), "delivery")
+    assert nps == {k: v["nps"] for k, v in delivery.items() if v["nps_responses"]}
+    linear = {r[0]: r[1] for r in loaded.client.query(linear_sql).result_rows}
+    assert linear == {k: pytest.approx(v / 1e6) for k, v in credit(loaded, "linear").items()}
+    assert sum(linear.values()) == pytest.approx(3)  # c1, c2 and a USD order without touches
+    assert loaded.client.query(stages_sql).result_rows == [("purchase", 4, 0)]
