@@ -109,9 +109,9 @@ def funnel(
         _json({"window_days": window, "mode": mode, "breakdown": breakdown, "steps": [s.text for s in steps],
                "rows": rows})
     elif output is Format.csv:
-        w = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["step"])
-        w.writeheader()
-        w.writerows(rows)
+        table = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["step"])
+        table.writeheader()
+        table.writerows(rows)
     else:
         render_funnel(rows, _out, f"funnel ({mode}, window {window:g} d, identity-resolved customers)")
 
