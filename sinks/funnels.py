@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -64,10 +64,11 @@ class Step:
     text: str
     event_type: str
     filters: tuple[Filter, ...]
+    name: str = ""  # a readable name (the report's default steps); else the spec is the label
 
     @property
     def label(self) -> str:
-        return self.text
+        return self.name or self.text
 
 
 # ---- the contract: event types and fields ------------------------------------------------------------------
@@ -349,9 +350,10 @@ def quote_db(database: str) -> str:
 # ---- the report's default funnel ---------------------------------------------------------------------------
 
 # Candidate steps in journey order; the default funnel keeps those the data holds (at least one event).
-DEFAULT_CANDIDATES: tuple[str, ...] = (
-    "AD_CLICK", "PAGE_VIEW", "CHECKOUT:status=started", "CHECKOUT:status=completed",
-    "DELIVERY_NOTICE:status=delivered", "SURVEY_RESPONSE",
+DEFAULT_CANDIDATES: tuple[tuple[str, str], ...] = (
+    ("AD_CLICK", "Ad click"), ("PAGE_VIEW", "Page view"), ("CHECKOUT:status=started", "Checkout started"),
+    ("CHECKOUT:status=completed", "Checkout completed"), ("DELIVERY_NOTICE:status=delivered", "Delivered"),
+    ("SURVEY_RESPONSE", "Surveyed"),
 )
 
 
@@ -359,7 +361,7 @@ def default_steps(client: Any, database: str) -> list[Step]:
     """The candidate steps that match at least one stored touchpoint, in journey order: order data without ad
     clicks still gets checkout → delivered → surveyed."""
     params: dict[str, Any] = {}
-    steps = [parse_step(t) for t in DEFAULT_CANDIDATES]
+    steps = [replace(parse_step(spec), name=name) for spec, name in DEFAULT_CANDIDATES]
     counts = ", ".join(f"countIf({step_sql(s, f's{i}', params)}) > 0" for i, s in enumerate(steps))
     present = client.query(f"SELECT {counts} FROM {quote_db(database)}.touchpoints", parameters=params).result_rows[0]
     return [s for s, here in zip(steps, present) if here]

@@ -117,6 +117,8 @@ def render_html(report: dict[str, Any]) -> str:
              ("Identity merges", _fmt(t["identity_merges"]))]
     funnel = bar_chart([(s["label"], float(s["customers"]), f'{s["customers"]:,} ({_fmt(s["pct_of_first"], 1, "%")})')
                         for s in report["funnel"]], "Funnel: ad click → surveyed (people)")
+    if "journey_funnel" in report:  # the funnel of the steps the data holds replaces the fixed one
+        funnel = _journey_funnel_chart(report)
     days = report["daily"]
     series = [("NPS", "nps", ""), ("CSAT %", "csat_pct", "%"), ("CES (avg)", "ces_avg", ""),
               ("On-time delivery %", "on_time_pct", "%"), ("Checkout conversion %", "conversion_rate", "%"),
@@ -145,7 +147,7 @@ def render_html(report: dict[str, Any]) -> str:
 <div class="sub">database <b>{_e(report["database"])}</b> · generated {_e(report["generated_at"])} ·
 ratios are ratios of sums, never averages of averages</div>
 <div class="cards">{card_html}</div>
-{"" if "journey_funnel" in report else f"<h2>Funnel</h2>{funnel}"}
+<h2>Funnel</h2>{funnel}
 <h2>Over time (per day, from metric components)</h2><div class="charts">{"".join(lines)}</div>
 <h2>Campaigns</h2>{campaigns}
 {_table(("campaign", "currency", "clicks", "spend", "conversions", "revenue", "conversion", "cost / conversion"),
@@ -156,6 +158,12 @@ ratios are ratios of sums, never averages of averages</div>
 {_journey_html(report)}
 </body></html>
 """
+
+
+def _journey_funnel_chart(report: dict[str, Any]) -> str:
+    from touchpoint.sinks.report_journeys import funnel_chart
+
+    return funnel_chart(report)
 
 
 def _journey_html(report: dict[str, Any]) -> str:

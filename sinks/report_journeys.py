@@ -59,18 +59,26 @@ def journey_sections(client: Any, database: str, options: JourneyOptions | None 
     }
 
 
+def funnel_chart(report: dict[str, Any]) -> str:
+    """The report's funnel chart: bars of the steps the data holds."""
+    from touchpoint.sinks.report import format_number
+    from touchpoint.sinks.report_html import bar_chart
+
+    jf = report["journey_funnel"]
+    return bar_chart([(r["label"], float(r["customers"]),
+                       f'{r["customers"]:,} ({format_number(r["pct_of_first"], 1, "%")})') for r in jf["rows"]],
+                     f'Funnel: {" → ".join(r["label"].lower() for r in jf["rows"]) or "too few event types"} '
+                     f'(customers, {jf["window_days"]:g} d)')
+
+
 def render_html(report: dict[str, Any]) -> str:
     """HTML of the sections (for ``report_html``): funnel bars and tables; every attributed number names its model."""
     from touchpoint.sinks.report import format_minor, format_number
-    from touchpoint.sinks.report_html import _table, bar_chart
+    from touchpoint.sinks.report_html import _table
 
     if "journey_funnel" not in report:
         return ""
     jf = report["journey_funnel"]
-    bars = bar_chart([(r["label"], float(r["customers"]),
-                       f'{r["customers"]:,} ({format_number(r["pct_of_first"], 1, "%")})') for r in jf["rows"]],
-                     f'Funnel from the data: {" → ".join(jf["steps"]) or "(too few event types)"} '
-                     f'(customers, window {jf["window_days"]:g} d)')
     funnel_rows = [(f'{r["step"]}. {r["label"]}', r["customers"], format_number(r["pct_of_first"], 1, "%"),
                     format_number(r["pct_of_previous"], 1, "%"), format_number(r["median_seconds_from_previous"], 0, " s"))
                    for r in jf["rows"]]
@@ -85,7 +93,7 @@ def render_html(report: dict[str, Any]) -> str:
                   f'{format_number(r["csat_pct"], 1, "%")} ({r["csat_total"]})',
                   f'{format_number(r["ces_avg"], 2)} ({r["ces_count"]})') for r in report["pain_points"]]
     att = report["attribution"]
-    parts = [f"<h2>Funnel (steps the data holds)</h2>{bars}",
+    parts = [f'<h2>Funnel steps (window {jf["window_days"]:g} d, identity-resolved customers)</h2>',
              _table(("step", "customers", "of first", "of previous", "median from previous"), funnel_rows,
                     (False, True, True, True, True)),
              "<h2>Journey stages</h2>",
