@@ -269,3 +269,36 @@ def test_readme_examples_run_and_agree_with_the_commands(loaded: Any) -> None:
     assert linear == {k: pytest.approx(v / 1e6) for k, v in credit(loaded, "linear").items()}
     assert sum(linear.values()) == pytest.approx(3)  # c1, c2 and a USD order without touches
     assert loaded.client.query(stages_sql).result_rows == [("purchase", 4, 0)]
+
+
+def test_report_sections_in_json_terminal_and_html_name_the_model(loaded: Any) -> None:
+    import io
+    import re
+
+    from rich.console import Console
+
+    from touchpoint.cli.query import render_report
+    from touchpoint.sinks.report import build_report
+    from touchpoint.sinks.report_html import render_html
+
+    rep = build_report(loaded.client, loaded.database)
+    assert {r["model"] for r in rep["attribution"]["by_campaign"]} == {
+        "first_touch", "last_touch", "linear", "time_decay", "position_based"}
+    buf = io.StringIO()
+    render_report(rep, Console(file=buf, width=250))
+    text = buf.getvalue()
+    for title in ("funnel from the data", "journey stages", "pain points", "attribution by campaign",
+                  "attribution by channel"):
+        assert title in text
+    # every attributed number sits on a row that names its model
+    credit_rows = [line for line in text.splitlines() if "spring" in line and "EUR" in line and "│" in line]
+    assert credit_rows and all(re.search(r"first_touch|last_touch|linear|time_decay|position_based|^│ spring", line)
+                               for line in credit_rows)
+    page = render_html(rep)
+    for title in ("Journey stages", "Pain points", "Attribution by campaign", "Attribution by channel"):
+        assert title in page
+    rows_ = [re.findall(r"<td[^>]*>(.*?)</td>", row)
+             for row in re.findall(r"<tr>(.*?)</tr>", page[page.index("Attribution by campaign"):])]
+    assert len([cells for cells in rows_ if cells]) == len(rep["attribution"]["by_campaign"] + rep["attribution"]["by_channel"])
+    for cells in filter(None, rows_):
+        assert cells[0] in ("first_touch", "last_touch", "linear", "time_decay", "position_based")
