@@ -50,9 +50,22 @@ def _lower_median(values: list[int]) -> int | None:
 
 def funnel(events: Iterable[Event], steps: Sequence[Match], window_ms: int, mode: str = "sequential") -> list[dict[str, Any]]:
     """Per step: customers reaching it and the lower median of (step time - previous step time) in ms."""
-    reached = [0] * len(steps)
-    deltas: list[list[int]] = [[] for _ in steps]
+    return funnel_by(events, steps, window_ms, mode, lambda e: "").get("", [{"customers": 0, "median_ms": None}
+                                                                           for _ in steps])
+
+
+def funnel_by(events: Iterable[Event], steps: Sequence[Match], window_ms: int, mode: str,
+              attribute: Callable[[Event], str]) -> dict[str, list[dict[str, Any]]]:
+    """``funnel`` per first-touch value: the attribute of the customer's earliest touchpoint that has one ('' if
+    none); only values of customers who did step 1 appear."""
+    reached_by: dict[str, list[int]] = {}
+    deltas_by: dict[str, list[list[int]]] = {}
     for evs in by_customer(events).values():
+        if not any(steps[0](e) for e in evs):
+            continue
+        value = next((attribute(e) for e in evs if attribute(e)), "")
+        reached = reached_by.setdefault(value, [0] * len(steps))
+        deltas = deltas_by.setdefault(value, [[] for _ in steps])
         best: list[int] = []
         for start, e in enumerate(evs):
             if not steps[0](e):
@@ -77,7 +90,8 @@ def funnel(events: Iterable[Event], steps: Sequence[Match], window_ms: int, mode
             reached[k] += 1
             if k:
                 deltas[k].append(evs[idx]["occurred_at"] - evs[best[k - 1]]["occurred_at"])
-    return [{"customers": reached[k], "median_ms": _lower_median(deltas[k])} for k in range(len(steps))]
+    return {value: [{"customers": reached[k], "median_ms": _lower_median(deltas_by[value][k])} for k in range(len(steps))]
+            for value, reached in reached_by.items()}
 
 
 def stages(events: Iterable[Event]) -> dict[str, dict[str, int]]:
@@ -163,6 +177,16 @@ def attribution(events: Iterable[Event], is_touch: Match, lookback_ms: int, half
                 for e, w in zip(window, _weights(m, [t - e["occurred_at"] for e in window], half_life_ms)):
                     out[m][key(e)] += w
     return {m: {k: v for k, v in credit.items() if v} for m, credit in out.items()}
+
+
+def ad_spend(events: Iterable[Event]) -> dict[tuple[str, str], int]:
+    """Ad-click cost per (campaign, currency), each event once."""
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for evs in by_customer(events).values():
+        for e in evs:
+            if e["event_type"] == "AD_CLICK":
+                out[(e["payload"]["campaign_id"], e["payload"]["currency"])] += e["payload"]["cost_minor"]
+    return dict(out)
 
 
 def conversions(events: Iterable[Event]) -> int:

@@ -62,6 +62,18 @@ def test_funnel_steps_and_times_equal_the_truth(pipeline: Any, mode: str) -> Non
         assert truth[4]["customers"] > 10  # the funnel reaches deep enough to be a real check
 
 
+def test_funnel_by_first_touch_channel_equals_the_truth(pipeline: Any) -> None:
+    env, sim = pipeline
+    args = [a for spec in FUNNEL[:3] for a in ("--step", spec)]
+    rows = cli_json(env, "funnel", *args, "--breakdown", "channel", "--format", "json")["rows"]
+    got: dict[str, list[int]] = {}
+    for r in rows:
+        got.setdefault(r["breakdown"], []).append(r["customers"])
+    truth = tj.funnel_by(sim.arrived, TRUTH_FUNNEL[:3], 14 * DAY_MS, "sequential", lambda e: e["channel"])
+    assert got == {k: [s["customers"] for s in v] for k, v in truth.items()}, f"seed {SEED}"
+    assert len(got) >= 2
+
+
 def test_dropped_customers_are_listed(pipeline: Any) -> None:
     env, sim = pipeline
     args = [a for spec in FUNNEL[:3] for a in ("--step", spec)]
@@ -108,6 +120,30 @@ def test_attribution_credit_per_model_and_campaign_equals_the_truth(pipeline: An
         for key, value in expected.items():
             # micro-credit rounding: at most a few millionths per conversion
             assert by_key[key] == pytest.approx(value, abs=2e-6 * conversions), f"seed {SEED} {model} {key}"
+    spend = tj.ad_spend(sim.arrived)
+    assert {(r["key"], r["currency"]): r["spend_minor"] for r in rows if r["spend_minor"]}.items() <= spend.items()
+    for r in rows:
+        if r["spend_minor"] and r["credit_micro"]:
+            assert r["cost_per_conversion_minor"] == pytest.approx(r["spend_minor"] / (r["credit_micro"] / 1e6))
+            assert r["roas"] == pytest.approx(r["attributed_revenue_minor"] / r["spend_minor"])
+
+
+def test_attribution_by_channel_equals_the_truth(pipeline: Any) -> None:
+    env, sim = pipeline
+    rows = cli_json(env, "attribution", "--by", "channel", "--model", "linear", "--model", "position_based", "--json")["rows"]
+    is_touch = lambda e: e["event_type"] == "AD_CLICK" or (  # noqa: E731
+        e["event_type"] == "EMAIL_ENGAGEMENT" and e["payload"]["action"] == "clicked")
+    truth = tj.attribution(sim.arrived, is_touch, 30 * DAY_MS, 7 * DAY_MS, ("linear", "position_based"),
+                           key=lambda e: e["channel"])
+    conversions = tj.conversions(sim.arrived)
+    for model in ("linear", "position_based"):
+        got: dict[str, float] = {}
+        for r in rows:
+            if r["model"] == model:
+                got[r["key"]] = got.get(r["key"], 0.0) + r["conversions"]
+        assert got.keys() == truth[model].keys()
+        for key, value in truth[model].items():
+            assert got[key] == pytest.approx(float(value), abs=2e-6 * conversions), f"seed {SEED} {model} {key}"
 
 
 def test_report_json_has_the_sections_and_names_the_model(pipeline: Any) -> None:
