@@ -231,7 +231,8 @@ def customer_levels_sql(db: str, steps: Sequence[Step], window_ms: int, mode: st
     params["window_ms"] = int(window_ms)
     flags = ", ".join(f"{c} AS c{i}" for i, c in enumerate(conds, start=1))
     any_step = " OR ".join(f"c{i}" for i in range(1, k + 1))
-    collect = "groupArray" if mode == "strict" else f"groupArrayIf"
+    # strict needs every touchpoint of the customer (the very next one must match); sequential only the matching ones
+    collect = "groupArray" if mode == "strict" else "groupArrayIf"
     cond_arg = "" if mode == "strict" else f", {any_step}"
     tup = ", ".join(f"c{i}" for i in range(1, k + 1))
     if breakdown is None:
@@ -244,16 +245,17 @@ def customer_levels_sql(db: str, steps: Sequence[Step], window_ms: int, mode: st
     step_times = ", ".join(f"arrayMap(j -> ts[j], p{i}) AS tp{i}" for i in range(2, k + 1))
     plist = ", ".join(f"p{i}" for i in range(2, k + 1))
     # Plain arraySort of (time, event_id, ...) tuples orders by (time, event_id), a unique pair (measured ~2x faster
-    # than a lambda key). One subquery per step: each chain array is computed once (ClickHouse expands aliases, so chaining them in one
-    # SELECT would recompute the earlier chains for every later one).
+    # than a lambda key). One subquery per step: each chain array is computed once (ClickHouse expands aliases, so
+    # chaining them in one SELECT would recompute the earlier chains for every later one). Chains are arrays of
+    # positions in the customer's sorted events, one per step-1 event; 0 = the chain stopped before this step.
     sql = f"""
         SELECT resolved_id, bd, ts, p1, arrayMap(j -> ts[j], p1) AS st, {plist}, {step_times}, p1 AS ch1
         FROM (
             SELECT resolved_id, bd, arrayMap(x -> x.1, ev) AS ts, {positions}
             FROM (
                 SELECT resolved_id, {'any(bd_)' if breakdown is not None else "''"} AS bd,
-                       arraySort({collect}((toInt64(toUnixTimestamp64Milli(occurred_at)),
-                                                               toString(event_id), {tup}){cond_arg})) AS ev
+                       arraySort({collect}((toInt64(toUnixTimestamp64Milli(occurred_at)), toString(event_id),
+                                            {tup}){cond_arg})) AS ev
                 FROM (SELECT resolved_id, occurred_at, event_id, {flags} FROM {db}.touchpoints_resolved) AS r
                 {join}
                 GROUP BY resolved_id

@@ -95,16 +95,26 @@ def funnel_by(events: Iterable[Event], steps: Sequence[Match], window_ms: int, m
 
 
 def stages(events: Iterable[Event]) -> dict[str, dict[str, int]]:
-    """Per stage: journeys reaching it and stalled at it (one journey per customer: the simulated span is shorter
-    than the inactivity gap); ``service``: journeys with a support contact / ending with one."""
-    out = {s: {"reached": 0, "stalled": 0} for s in (*STAGES, "service")}
+    """Per stage: journeys reaching it, stalled at it, and the lower median dwell (last touch - first touch of the
+    stage) of the stalled ones (one journey per customer: the simulated span is shorter than the inactivity gap);
+    ``service``: journeys with a support contact / ending with one."""
+    out: dict[str, dict[str, Any]] = {s: {"reached": 0, "stalled": 0} for s in (*STAGES, "service")}
+    dwell: dict[str, list[int]] = {s: [] for s in out}
     for evs in by_customer(events).values():
-        furthest = max([STAGE_RANK.get(e["event_type"], -1) for e in evs] + [0])
+        ranks = [STAGE_RANK.get(e["event_type"], -1) for e in evs]
+        furthest = max(ranks + [0])
+        last = evs[-1]["occurred_at"]
         for i, s in enumerate(STAGES):
             out[s]["reached"] += furthest >= i
             out[s]["stalled"] += furthest == i
-        out["service"]["reached"] += any(e["event_type"] == "SUPPORT_INTERACTION" for e in evs)
-        out["service"]["stalled"] += evs[-1]["event_type"] == "SUPPORT_INTERACTION"
+            if furthest == i and i in ranks:
+                dwell[s].append(last - evs[ranks.index(i)]["occurred_at"])
+        out["service"]["reached"] += -1 in ranks
+        if evs[-1]["event_type"] == "SUPPORT_INTERACTION":
+            out["service"]["stalled"] += 1
+            dwell["service"].append(last - evs[ranks.index(-1)]["occurred_at"])
+    for s, values in dwell.items():
+        out[s]["median_dwell_ms"] = _lower_median(values)
     return out
 
 

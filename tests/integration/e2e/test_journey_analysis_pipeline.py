@@ -84,8 +84,9 @@ def test_dropped_customers_are_listed(pipeline: Any) -> None:
 
 def test_stage_reach_and_stalls_equal_the_truth(pipeline: Any) -> None:
     env, sim = pipeline
-    got = {r["stage"]: (r["reached"], r["stalled"]) for r in cli_json(env, "stages", "--json")}
-    truth = {s: (t["reached"], t["stalled"]) for s, t in tj.stages(sim.arrived).items()}
+    got = {r["stage"]: (r["reached"], r["stalled"], r["median_dwell_seconds"]) for r in cli_json(env, "stages", "--json")}
+    truth = {s: (t["reached"], t["stalled"], None if t["median_dwell_ms"] is None else t["median_dwell_ms"] / 1000)
+             for s, t in tj.stages(sim.arrived).items()}
     assert got == truth, f"seed {SEED}"
 
 
