@@ -118,7 +118,7 @@ def attribution_sql(db: str, touches: Sequence[Step], models: Sequence[str], by:
                 LEFT JOIN (
                     SELECT resolved_id,
                            arraySort(groupArray((toInt64(toUnixTimestamp64Milli(occurred_at)),
-                                                                  toString(event_id), {key}))) AS tt
+                                                                  event_id, {key}))) AS tt
                     FROM {db}.touchpoints_resolved
                     WHERE {touch_cond}
                     GROUP BY resolved_id

@@ -62,11 +62,11 @@ def pain_points_sql(db: str, lookback_ms: int, params: dict[str, Any]) -> str:
             LEFT JOIN (
                 SELECT resolved_id,
                        arraySort(groupArrayIf(
-                           (toInt64(toUnixTimestamp64Milli(occurred_at)), toString(event_id),
+                           (toInt64(toUnixTimestamp64Milli(occurred_at)), event_id,
                             if(delivery_status = 'delivered', if(occurred_at <= promised_by, 'on_time', 'late'), 'failed')),
                            event_type = 'DELIVERY_NOTICE' AND delivery_status IN ('delivered', 'failed_attempt', 'returned'))) AS dl,
                        arraySort(groupArrayIf(
-                           (toInt64(toUnixTimestamp64Milli(occurred_at)), toString(event_id), toString(checkout_status)),
+                           (toInt64(toUnixTimestamp64Milli(occurred_at)), event_id, toString(checkout_status)),
                            event_type = 'CHECKOUT' AND checkout_status IN ('failed', 'abandoned'))) AS co
                 FROM {db}.touchpoints_resolved
                 WHERE event_type IN ('DELIVERY_NOTICE', 'CHECKOUT')

@@ -11,6 +11,7 @@ Not part of ``simulate()``'s default truth, so `touchpoint simulate --truth` out
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from fractions import Fraction
@@ -24,8 +25,14 @@ STAGE_RANK = {"AD_CLICK": 0, "EMAIL_ENGAGEMENT": 0, "PAGE_VIEW": 1, "CHECKOUT": 
 STAGES = ("awareness", "consideration", "purchase", "fulfilment", "feedback")
 
 
+def order(event: Event) -> tuple[int, int, int]:
+    """(occurred_at, event_id) with event ids compared as ClickHouse compares UUIDs: lower 64 bits, then upper."""
+    value = uuid.UUID(event["event_id"]).int
+    return event["occurred_at"], value & 0xFFFF_FFFF_FFFF_FFFF, value >> 64
+
+
 def by_customer(events: Iterable[Event]) -> dict[str, list[Event]]:
-    """Unique events per resolved customer, ordered by (occurred_at, event_id)."""
+    """Unique events per resolved customer, ordered by ``order``."""
     unique: dict[str, Event] = {}
     for e in events:
         unique.setdefault(e["event_id"], e)
@@ -35,7 +42,7 @@ def by_customer(events: Iterable[Event]) -> dict[str, list[Event]]:
         who = e.get("customer_id") or owner.get(e["anonymous_id"]) or e["anonymous_id"]
         out[who].append(e)
     for evs in out.values():
-        evs.sort(key=lambda e: (e["occurred_at"], e["event_id"]))
+        evs.sort(key=order)
     return dict(out)
 
 
