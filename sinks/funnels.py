@@ -236,8 +236,8 @@ def customer_levels_sql(db: str, steps: Sequence[Step], window_ms: int, mode: st
     collect = "groupArray" if mode == "strict" else "groupArrayIf"
     cond_arg = "" if mode == "strict" else f", {any_step}"
     tup = ", ".join(f"c{i}" for i in range(1, k + 1))
-    params["step_types"] = sorted({s.event_type for s in steps})
-    prefilter = "" if mode == "strict" else "WHERE event_type IN {step_types:Array(String)}"
+    params["funnel_step_kinds"] = sorted({s.event_type for s in steps})
+    prefilter = "" if mode == "strict" else "WHERE event_type IN {funnel_step_kinds:Array(String)}"
     if breakdown is None:
         join = ""
     else:
