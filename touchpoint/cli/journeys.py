@@ -52,11 +52,17 @@ def _raise(exc: Exception) -> None:
 
 @contextmanager
 def _client() -> Iterator[tuple[Any, str]]:
-    from touchpoint.sinks.access import open_access
+    """The store's client; a failed query becomes the server's own message (exit 1), not a traceback."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError
+
+    from touchpoint.sinks.access import client_error, open_access
 
     settings = get_settings()
     with open_access(settings) as access:
-        yield access.client, settings.clickhouse_database
+        try:
+            yield access.client, settings.clickhouse_database
+        except ClickHouseError as exc:
+            raise client_error(exc) from exc
 
 
 def _json(data: Any) -> None:
