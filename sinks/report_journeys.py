@@ -41,6 +41,7 @@ class JourneyOptions:
 
 
 def journey_sections(client: Any, database: str, options: JourneyOptions | None = None) -> dict[str, Any]:
+    """The sections' numbers (keys in the module docstring); read-only queries only."""
     o = options or JourneyOptions()
     steps = funnels.default_steps(client, database)
     funnel_rows = (funnels.as_dicts(funnels.run_funnel(client, database, steps, o.funnel_window_days))

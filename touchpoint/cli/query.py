@@ -6,6 +6,7 @@ the embedded store opened directly) is chosen by ``touchpoint.sinks.access.open_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -99,19 +100,25 @@ def _print_table(names: list[str], types: list[str], rows: list[list[Any]], max_
 def report(
     as_json: bool = typer.Option(False, "--json", help="Print the report's numbers as JSON (keys: see touchpoint.sinks.report.build_report)."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write the report with charts to this self-contained HTML file."),
-    funnel_window_days: float = typer.Option(30.0, "--funnel-window-days", help="Window in which the funnel steps must follow the ad click."),
+    funnel_window_days: Optional[float] = typer.Option(None, "--funnel-window-days", help="Window in which the funnel steps must follow the first step (default: setting funnel_window_days, 14)."),
 ) -> None:
     """The headline customer-experience view: funnel, NPS / CSAT / CES over time, on-time delivery, time to
     resolution, top journey paths, campaign conversion, email engagement, checkout abandonment."""
     from touchpoint.sinks.access import open_access
     from touchpoint.sinks.report import build_report
 
-    settings = get_settings()
-    with open_access(settings) as access:
-        from touchpoint.sinks.report_journeys import JourneyOptions
+    from touchpoint.sinks.report_journeys import JourneyOptions
 
-        data = build_report(access.client, settings.clickhouse_database, funnel_window_days=funnel_window_days,
-                            journey_options=JourneyOptions.from_settings(settings))
+    settings = get_settings()
+    options = JourneyOptions.from_settings(settings)
+    if funnel_window_days is not None:
+        if not funnel_window_days > 0:
+            _err.print(f"[bold red]usage error:[/bold red] --funnel-window-days: must be > 0 days, got {funnel_window_days:g}")
+            raise typer.Exit(2)
+        options = dataclasses.replace(options, funnel_window_days=funnel_window_days)
+    with open_access(settings) as access:
+        data = build_report(access.client, settings.clickhouse_database, funnel_window_days=options.funnel_window_days,
+                            journey_options=options)
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:

@@ -20,6 +20,7 @@ from tests.helpers import run_cli
     (["attribution", "--by", "platform"], "--by: unknown breakdown 'platform'; valid values: campaign, channel"),
     (["attribution", "--lookback-days", "0"], "--lookback-days: must be > 0 days"),
     (["pain-points", "--lookback-days", "-1"], "--lookback-days: must be > 0 days"),
+    (["report", "--funnel-window-days", "0"], "--funnel-window-days: must be > 0 days"),
 ])
 def test_bad_arguments_exit_2_with_the_valid_values(tmp_path, args: list[str], expect: str) -> None:
     done = run_cli(*args, env={"CLICKHOUSE_DSN": f"chdb://{tmp_path / 'none'}"})
