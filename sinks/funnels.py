@@ -27,6 +27,7 @@ from typing import Any
 from touchpoint.errors import TouchpointError
 
 MODES = ("sequential", "strict")
+NO_VALUE = "(none)"  # the breakdown value of customers none of whose touchpoints carries the attribute
 BREAKDOWNS = ("channel", "campaign", "platform")  # or context.KEY
 ENVELOPE_FIELDS = ("channel", "source")
 _OPS = ("!=", ">=", "<=", "=", ">", "<")
@@ -311,7 +312,7 @@ def run_funnel(client: Any, database: str, steps: Sequence[Step], window_days: f
     out: dict[str, list[FunnelStep]] = {}
     rows: dict[str, dict[int, tuple[int, int | None]]] = {}
     for row in result.result_rows:
-        bd, values = str(row[0]), row[1:]
+        bd, values = str(row[0]) or (NO_VALUE if breakdown is not None else ""), row[1:]
         rows[bd] = {i: (int(values[2 * (i - 1)]), int(values[2 * (i - 1) + 1]) if i > 1 and values[2 * (i - 1)] else None)
                     for i in range(1, k + 1)}
     if not rows and breakdown is None:

@@ -57,20 +57,20 @@ def _lower_median(values: list[int]) -> int | None:
 
 def funnel(events: Iterable[Event], steps: Sequence[Match], window_ms: int, mode: str = "sequential") -> list[dict[str, Any]]:
     """Per step: customers reaching it and the lower median of (step time - previous step time) in ms."""
-    return funnel_by(events, steps, window_ms, mode, lambda e: "").get("", [{"customers": 0, "median_ms": None}
-                                                                           for _ in steps])
+    return funnel_by(events, steps, window_ms, mode, lambda e: "", missing="").get(
+        "", [{"customers": 0, "median_ms": None} for _ in steps])
 
 
 def funnel_by(events: Iterable[Event], steps: Sequence[Match], window_ms: int, mode: str,
-              attribute: Callable[[Event], str]) -> dict[str, list[dict[str, Any]]]:
-    """``funnel`` per first-touch value: the attribute of the customer's earliest touchpoint that has one ('' if
-    none); only values of customers who did step 1 appear."""
+              attribute: Callable[[Event], str], missing: str = "(none)") -> dict[str, list[dict[str, Any]]]:
+    """``funnel`` per first-touch value: the attribute of the customer's earliest touchpoint that has one
+    (``missing`` if none); only values of customers who did step 1 appear."""
     reached_by: dict[str, list[int]] = {}
     deltas_by: dict[str, list[list[int]]] = {}
     for evs in by_customer(events).values():
         if not any(steps[0](e) for e in evs):
             continue
-        value = next((attribute(e) for e in evs if attribute(e)), "")
+        value = next((attribute(e) for e in evs if attribute(e)), missing)
         reached = reached_by.setdefault(value, [0] * len(steps))
         deltas = deltas_by.setdefault(value, [[] for _ in steps])
         best: list[int] = []

@@ -146,6 +146,9 @@ def test_breakdown_by_first_touch_campaign_and_dropped_customers(shoppers: Any) 
     steps = ["AD_CLICK", "CHECKOUT:status=started", "CHECKOUT:status=completed"]
     assert funnel(shoppers, steps, breakdown="campaign") == {
         "A": [(2, None), (2, 2 * M), (1, 3 * M)], "B": [(2, None), (1, H), (0, None)]}
+    # platform: only ad clicks carry one (all "google" here); context.utm_medium: nobody has it
+    assert funnel(shoppers, steps, breakdown="platform") == {"google": [(4, None), (3, 3 * M), (1, 3 * M)]}
+    assert funnel(shoppers, steps, breakdown="context.utm_medium") == {"(none)": [(4, None), (3, 3 * M), (1, 3 * M)]}
     parsed = parse_steps(steps)
     assert dropped_at(shoppers.client, shoppers.database, parsed, 14, 2) == ["v1"]
     assert dropped_at(shoppers.client, shoppers.database, parsed, 14, 3) == ["p2", "p3"]
