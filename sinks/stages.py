@@ -37,7 +37,10 @@ def stage_names() -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def stage_of_event_type() -> dict[str, int]:
-    """Event type → index of the stage it reaches (-1: none, i.e. service), the worker's own rule."""
+    """Event type → index of the stage it reaches (-1: none, i.e. service), the worker's own rule.
+
+    Imported from the worker's rules module (a dependency-free constant table) so the dwell time uses exactly the
+    rule that set each journey's ``stage``: one source. The contract carries the stage names, not this mapping."""
     from touchpoint.streams.stages import stage_rank
 
     return {t: stage_rank({"event_type": t}) for t in event_types()}
