@@ -130,7 +130,7 @@ def render_html(report: dict[str, Any]) -> str:
         lines.append(line_chart(points, title, suffix, _COLORS[i % len(_COLORS)]))
     campaigns = bar_chart([(f'{c["campaign_id"]} ({c["currency"]})', (c["conversion_rate"] or 0.0) * 100,
                             _pct(c["conversion_rate"])) for c in report["campaigns"]],
-                          "Campaign conversion (attributed conversions / clicks)")
+                          "Campaign conversion (last-touch attributed conversions / clicks)")
     campaign_rows = [(c["campaign_id"], c["currency"], c["clicks"], _minor(c["spend_minor"]),
                       c["attributed_conversions"], _minor(c["attributed_revenue_minor"]), _pct(c["conversion_rate"]),
                       _minor(c["cost_per_conversion_minor"]))
@@ -149,7 +149,7 @@ ratios are ratios of sums, never averages of averages</div>
 <div class="cards">{card_html}</div>
 <h2>Funnel</h2>{funnel}
 <h2>Over time (per day, from metric components)</h2><div class="charts">{"".join(lines)}</div>
-<h2>Campaigns</h2>{campaigns}
+<h2>Campaigns (last-touch attribution, from the worker)</h2>{campaigns}
 {_table(("campaign", "currency", "clicks", "spend", "conversions", "revenue", "conversion", "cost / conversion"),
         campaign_rows, (False, False, True, True, True, True, True, True))}
 <h2>Top journey paths</h2>{_table(("path", "journeys", "converted", "conversion"), path_rows, (False, True, True, True))}
