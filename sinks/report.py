@@ -141,7 +141,7 @@ def derive(c: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def build_report(client: Any, database: str, *, funnel_window_days: float = 30.0, top: int = 10,
-                 customer_params: Any = None) -> dict[str, Any]:
+                 customer_params: Any = None, journey_options: Any = None) -> dict[str, Any]:
     """The report's numbers, as plain JSON-ready data. ``client`` is any clickhouse-connect client (chdb,
     a ClickHouse server, or the sink's read-only port). Keys (stable; add, never rename):
 
@@ -173,6 +173,8 @@ def build_report(client: Any, database: str, *, funnel_window_days: float = 30.0
       (distinct emails per action).
     - ``customers``: churn, lifecycle, cohorts, sales cycle and at-risk sections
       (``report_customers.build_customer_report`` with ``customer_params``, a ``customers.CustomerParams``).
+    - ``journey_funnel``, ``stages``, ``pain_points``, ``attribution``: see ``touchpoint.sinks.report_journeys``
+      (``journey_options``: its ``JourneyOptions``, default the settings' defaults).
     """
     if not _IDENT.match(database):
         raise ConfigError(f"clickhouse_database={database!r} is not a plain identifier; set TOUCHPOINT_CLICKHOUSE_DATABASE")
@@ -225,6 +227,7 @@ def build_report(client: Any, database: str, *, funnel_window_days: float = 30.0
             FROM {db}.touchpoints WHERE event_type = 'EMAIL_ENGAGEMENT'
             GROUP BY campaign_id ORDER BY sent DESC, campaign_id LIMIT {int(top)}"""),
         "customers": _customer_sections(client, database, customer_params),
+        **_journey_sections(client, database, journey_options),
     }
 
 
@@ -232,6 +235,12 @@ def _customer_sections(client: Any, database: str, params: Any) -> dict[str, Any
     from touchpoint.sinks.report_customers import build_customer_report
 
     return build_customer_report(client, database, params)
+
+
+def _journey_sections(client: Any, database: str, options: Any) -> dict[str, Any]:
+    from touchpoint.sinks.report_journeys import journey_sections
+
+    return journey_sections(client, database, options)
 
 
 def _funnel(client: Any, db: str, window_days: float) -> list[dict[str, Any]]:

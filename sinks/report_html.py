@@ -119,6 +119,8 @@ def render_html(report: dict[str, Any]) -> str:
              ("Identity merges", _fmt(t["identity_merges"]))]
     funnel = bar_chart([(s["label"], float(s["customers"]), f'{s["customers"]:,} ({_fmt(s["pct_of_first"], 1, "%")})')
                         for s in report["funnel"]], "Funnel: ad click → surveyed (people)")
+    if "journey_funnel" in report:  # the funnel of the steps the data holds replaces the fixed one
+        funnel = _journey_funnel_chart(report)
     days = report["daily"]
     series = [("NPS", "nps", ""), ("CSAT %", "csat_pct", "%"), ("CES (avg)", "ces_avg", ""),
               ("On-time delivery %", "on_time_pct", "%"), ("Checkout conversion %", "conversion_rate", "%"),
@@ -130,7 +132,7 @@ def render_html(report: dict[str, Any]) -> str:
         lines.append(line_chart(points, title, suffix, _COLORS[i % len(_COLORS)]))
     campaigns = bar_chart([(f'{c["campaign_id"]} ({c["currency"]})', (c["conversion_rate"] or 0.0) * 100,
                             _pct(c["conversion_rate"])) for c in report["campaigns"]],
-                          "Campaign conversion (attributed conversions / clicks)")
+                          "Campaign conversion (last-touch attributed conversions / clicks)")
     campaign_rows = [(c["campaign_id"], c["currency"], c["clicks"], _minor(c["spend_minor"]),
                       c["attributed_conversions"], _minor(c["attributed_revenue_minor"]), _pct(c["conversion_rate"]),
                       _minor(c["cost_per_conversion_minor"]))
@@ -149,13 +151,14 @@ ratios are ratios of sums, never averages of averages</div>
 <div class="cards">{card_html}</div>
 <h2>Funnel</h2>{funnel}
 <h2>Over time (per day, from metric components)</h2><div class="charts">{"".join(lines)}</div>
-<h2>Campaigns</h2>{campaigns}
+<h2>Campaigns (last-touch attribution, from the worker)</h2>{campaigns}
 {_table(("campaign", "currency", "clicks", "spend", "conversions", "revenue", "conversion", "cost / conversion"),
         campaign_rows, (False, False, True, True, True, True, True, True))}
 <h2>Top journey paths</h2>{_table(("path", "journeys", "converted", "conversion"), path_rows, (False, True, True, True))}
 <h2>Email</h2>{_table(("campaign", "sent", "opened", "clicked", "open rate", "CTR"), email_rows,
                       (False, True, True, True, True, True))}
 {_customer_sections(report)}
+{_journey_html(report)}
 </body></html>
 """
 
@@ -164,6 +167,16 @@ def _customer_sections(report: dict[str, Any]) -> str:
     from touchpoint.sinks.report_customers import render_customers_html
 
     return render_customers_html(report["customers"]) if "customers" in report else ""
+def _journey_funnel_chart(report: dict[str, Any]) -> str:
+    from touchpoint.sinks.report_journeys import funnel_chart
+
+    return funnel_chart(report)
+
+
+def _journey_html(report: dict[str, Any]) -> str:
+    from touchpoint.sinks.report_journeys import render_html as journeys_html
+
+    return journeys_html(report)
 
 
 def write_html(report: dict[str, Any], path: Path) -> Path:

@@ -177,3 +177,14 @@ TOUCHPOINTS = TableSpec("touchpoints", "touchpoint", TOUCHPOINT_COLUMNS, touchpo
 JOURNEYS = TableSpec("journeys", "journey_snapshot", JOURNEY_COLUMNS, journey_row, None)
 METRICS = TableSpec("metrics_minute", "metric_window", METRIC_COLUMNS, metric_row, "window_start")
 MERGES = TableSpec("identity_merges", "identity_merge", MERGE_COLUMNS, merge_row, None)
+
+
+def payload_column(event_type: str, field: str) -> str | None:
+    """The ``touchpoints`` column holding payload ``field`` of ``event_type`` (``CHECKOUT``/``status`` →
+    ``checkout_status``), or None when the table has no column for it. Analyst queries use it to filter on payload
+    fields by their contract names."""
+    filled = _FIELDS_BY_TYPE.get(event_type, frozenset())
+    for column, name, _ in _PAYLOAD_COLUMNS:
+        if name == field and column in filled:
+            return column
+    return None

@@ -184,6 +184,15 @@ class Settings(BaseSettings):
     )
     collector_retry_after_seconds: int = Field(5, ge=1, description="Retry-After of a 503 answer.")
     collector_shutdown_seconds: float = Field(15.0, gt=0, description="On SIGTERM, how long in-flight requests get to finish before the producer is flushed.")
+    # --- journey analysis (funnels, stages, pain points, attribution; sinks/README.md) ------------------
+    funnel_window_days: float = Field(14.0, gt=0, description="Default conversion window of `touchpoint funnel`: every step within this many days of step 1.")
+    attribution_touches: str = Field(
+        "AD_CLICK;EMAIL_ENGAGEMENT:action=clicked",
+        description="Marketing touches that attribution credits: funnel step specs separated by ';' (event type, optional field filters).",
+    )
+    attribution_lookback_days: float = Field(30.0, gt=0, description="Touches count for a conversion when they happened at most this many days before it.")
+    attribution_half_life_days: float = Field(7.0, gt=0, description="Half-life of the time-decay attribution model: a touch this much older gets half the weight.")
+    pain_point_lookback_days: float = Field(30.0, gt=0, description="Pain points: what happened this many days before a survey answer counts as preceding it.")
 
     @field_validator("producer_compression")
     @classmethod

@@ -45,6 +45,13 @@ app.command("bench")(bench.bench)
 app.add_typer(customers.app, name="customers")
 app.add_typer(privacy.app, name="privacy")
 app.add_typer(collect.app, name="collect")
+# journey analysis (touchpoint/cli/journeys.py)
+from touchpoint.cli import journeys  # noqa: E402 - kept apart from the import block above to merge cleanly
+
+app.command("funnel")(journeys.funnel)
+app.command("stages")(journeys.stages)
+app.command("pain-points")(journeys.pain_points)
+app.command("attribution")(journeys.attribution)
 
 _err = Console(stderr=True)
 

@@ -6,6 +6,7 @@ the embedded store opened directly) is chosen by ``touchpoint.sinks.access.open_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
@@ -99,7 +100,7 @@ def _print_table(names: list[str], types: list[str], rows: list[list[Any]], max_
 def report(
     as_json: bool = typer.Option(False, "--json", help="Print the report's numbers as JSON (keys: see touchpoint.sinks.report.build_report)."),
     html: Optional[Path] = typer.Option(None, "--html", help="Also write the report with charts to this self-contained HTML file."),
-    funnel_window_days: float = typer.Option(30.0, "--funnel-window-days", help="Window in which the funnel steps must follow the ad click."),
+    funnel_window_days: Optional[float] = typer.Option(None, "--funnel-window-days", help="Window in which the funnel steps must follow the first step (default: setting funnel_window_days, 14)."),
 ) -> None:
     """The headline customer-experience view: funnel, NPS / CSAT / CES over time, on-time delivery, time to
     resolution, top journey paths, campaign conversion, email engagement, checkout abandonment."""
@@ -107,11 +108,18 @@ def report(
     from touchpoint.sinks.report import build_report
 
     from touchpoint.sinks.customers import customer_params
+    from touchpoint.sinks.report_journeys import JourneyOptions
 
     settings = get_settings()
+    options = JourneyOptions.from_settings(settings)
+    if funnel_window_days is not None:
+        if not funnel_window_days > 0:
+            _err.print(f"[bold red]usage error:[/bold red] --funnel-window-days: must be > 0 days, got {funnel_window_days:g}")
+            raise typer.Exit(2)
+        options = dataclasses.replace(options, funnel_window_days=funnel_window_days)
     with open_access(settings) as access:
-        data = build_report(access.client, settings.clickhouse_database, funnel_window_days=funnel_window_days,
-                            customer_params=customer_params(settings))
+        data = build_report(access.client, settings.clickhouse_database, funnel_window_days=options.funnel_window_days,
+                            customer_params=customer_params(settings), journey_options=options)
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
@@ -156,7 +164,8 @@ def render_report(report: dict[str, Any], console: Console) -> None:
         bar = "█" * round(30 * step["customers"] / first)
         funnel.add_row(step["label"], _num(step["customers"]), _num(step["pct_of_first"], suffix="%"),
                        _num(step["pct_of_previous"], suffix="%"), f"[cyan]{bar}[/cyan]")
-    console.print(funnel)
+    if "journey_funnel" not in report:  # else the funnel of the steps the data holds is shown (render_report_sections)
+        console.print(funnel)
 
     daily = Table("day", "touchpoints", "conversion", "NPS", "CSAT", "CES", "on time", "open", "CTR", "resolution avg / p90",
                   title="per day (from metric components)", title_justify="left")
@@ -191,3 +200,6 @@ def render_report(report: dict[str, Any], console: Console) -> None:
         from touchpoint.sinks.report_customers import render_customers
 
         render_customers(report["customers"], console)
+    from touchpoint.cli.journeys import render_report_sections
+
+    render_report_sections(report, console)

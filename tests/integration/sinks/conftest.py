@@ -147,6 +147,7 @@ def produce_scenario(settings: Settings, codec: AvroCodec) -> dict[str, int]:
 VIEWS = ("metrics_minute_current", "metrics_hour", "metrics_day", "kpi_hour", "kpi_day", "campaign_performance",
          "email_campaigns", "support_tickets", "resolution_time_day", "journeys_current", "journey_paths",
          "touchpoints_resolved")
+VIEWS += ("conversions", "survey_answers")  # 0004_journey_analysis
 TABLES = ("touchpoints", "journeys", "metrics_minute", "identity_merges")
 
 
