@@ -110,9 +110,10 @@ def run(n: int, span_ms: int, label: str) -> dict[str, float]:
             raise SystemExit(f"[{label}] worker did not finish: {m}")
         took = time.perf_counter() - t
         # Let the last corrections be sent and acknowledged by a commit flush, then give every partition one more
-        # frame (corrections are deleted while a frame of their partition is processed).
-        time.sleep(5)
-        p.send_events(tail())
+        # frame after that flush (corrections are deleted while a frame of their partition is processed).
+        for _ in range(2):
+            time.sleep(5)
+            p.send_events(tail())
         time.sleep(10)
         m = scrape(port)
         figures = {
@@ -131,10 +132,10 @@ def run(n: int, span_ms: int, label: str) -> dict[str, float]:
 
 
 def tail() -> list[dict]:
-    """A few current-looking events per partition so every partition processes one more frame (deletions)."""
+    """A few new events for every partition, so each processes one more frame (deletions happen in frames)."""
     from tests.integration.streams.events import T0, page_view
 
-    return [page_view(T0 + i, customer=f"tail-{i}") for i in range(64)]
+    return [page_view(T0 + i, customer=f"tail-{i}-{time.monotonic_ns()}") for i in range(64)]
 
 
 def main() -> None:
