@@ -8,9 +8,11 @@ The real pipeline: `touchpoint worker` + `touchpoint sink` (embedded ClickHouse)
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import random
 import subprocess
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterator
@@ -147,11 +149,15 @@ def test_olist_history_in_file_order_with_default_settings_gives_exact_windows(p
     lines = write_jsonl(path)
     expected = _olist_expected()
     assert expected["touchpoints"] == lines  # the CSV count and the file agree before anything runs
+    started = time.monotonic()
     _produce(env, path)
+    print(f"produced in {time.monotonic() - started:.0f}s")
     logs = _procs_logs(env)
     wait_complete(_clean(env), {"events": lines, "identity_merges": 0}, timeout=300, logs=logs)
+    print(f"complete in {time.monotonic() - started:.0f}s")
 
     rep = _report(env)
+    print(f"report in {time.monotonic() - started:.0f}s")
     from_metrics, raw = rep["totals_from_metrics"], rep["totals"]
     windowed_days, _ = _per_period(env, "day")
     windowed = {**from_metrics, "revenue_minor": sum(d["revenue_minor"] for d in windowed_days.values())}
@@ -164,9 +170,13 @@ def test_olist_history_in_file_order_with_default_settings_gives_exact_windows(p
     assert from_metrics["late_events"] > lines // 2
     _assert_periods_equal(env)
 
-    text = subprocess.run([str(TOUCHPOINT), "report"], env=full_env(_clean(env)), capture_output=True, text=True,
-                          timeout=120)
-    assert f"{from_metrics['late_events']:,} late touchpoints were added as corrections" in text.stdout
+    from rich.console import Console
+
+    from touchpoint.cli.query import render_report  # what `touchpoint report` prints for these numbers
+
+    console = Console(record=True, width=200, file=io.StringIO())
+    render_report(rep, console)
+    assert f"{from_metrics['late_events']:,} late touchpoints were added as corrections" in console.export_text()
 
 
 def test_history_shuffled_over_two_weeks_with_duplicates_equals_raw_and_truth(pipeline, tmp_path):
