@@ -73,7 +73,7 @@ def example_metric_window() -> dict[str, Any]:
     """A valid MetricWindow (every counter present)."""
     from touchpoint.schemas.registry import get_registry
 
-    counters = {f["name"]: 0 for f in get_registry().latest("metric_window").raw["fields"] if "default" in f}
+    counters = {f["name"]: f["default"] for f in get_registry().latest("metric_window").raw["fields"] if "default" in f}
     return {
         "window_start": BASE_MILLIS, "window_seconds": 60, "partition": 0, "event_type": "CHECKOUT",
         "channel": "web", "campaign_id": "bf-2026", "currency": "EUR", "version": 1, "emitted_at": BASE_MILLIS + 61_000,

@@ -122,13 +122,15 @@ _METRIC_KEY = ("window_start", "window_seconds", "partition", "event_type", "cha
                "version", "emitted_at")
 METRIC_COLUMNS: tuple[str, ...] = (
     ("window_start", "window_seconds", "worker_partition", "event_type", "channel", "campaign_id", "currency",
-     "version", "emitted_at") + METRIC_COMPONENTS + KAFKA_COLUMNS
+     "version", "emitted_at") + METRIC_COMPONENTS + KAFKA_COLUMNS + ("correction_id",)
 )
 
 
 def metric_row(window: dict[str, Any], topic: str, partition: int, offset: int) -> tuple[Any, ...]:
+    """``correction_id`` is '' for a window snapshot (and for MetricWindow v1 records), else the identity of a late
+    event's additive correction of that window (ddl/0005_late_corrections.sql)."""
     return tuple(window[name] for name in _METRIC_KEY) + tuple(window.get(name, 0) for name in METRIC_COMPONENTS) \
-        + (topic, partition, offset)
+        + (topic, partition, offset, window.get("correction_id") or "")
 
 
 # --- identity_merges --------------------------------------------------------------------------------------

@@ -7,15 +7,26 @@ One faust table, ``journeys``, co-partitioned with the journey topic, holds thre
 
 * ``j:<owner>`` — the JourneyState of an owner (customer id, or anonymous id not yet stitched);
 * ``m:<p>`` — the watermark (highest event time seen on partition p);
-* ``w:<p>:<window_start>`` — the WindowState of one 1-minute window of partition p.
+* ``w:<p>:<window_start>`` — the WindowState of one 1-minute window of partition p;
+* ``c:<p>:<window_start>:<correction_id>`` — a late event's correction of a closed window of partition p (see
+  below), held only until its snapshot is surely in Kafka.
 
 The input is frames (``internal.py``): many events of one partition per record. A frame at offset o of partition
 p is applied event by event in memory (event i has the *position* ``o * FRAME_SLOTS + i``), then its writes go, in
-this order, to: the watermark, the windows, the journeys it changed (one value per key per frame). They share one
-changelog partition (p), which Kafka keeps in order, so whatever prefix of them survives a crash is consistent: a
-stored journey (which records its event ids, making a replay a duplicate) implies the frame's windows and
-watermark are stored; stored windows without the journey are skipped on replay because they remember the highest
-position they absorbed. That is why windows and journeys share a table instead of having one each. A frame is
+this order, to: the windows (and correction windows), the journeys it changed (one value per key per frame), the
+watermark. They share one changelog partition (p), which Kafka keeps in order, so whatever prefix of them survives
+a crash is consistent: a stored journey (which records its event ids, making a replay a duplicate) implies the
+frame's windows are stored; stored windows without the journey are skipped on replay because they remember the
+highest position they absorbed; a stored watermark implies its whole frame is stored. That is why windows and
+journeys share a table instead of having one each.
+
+Late contributions (windows closed by the watermark) become correction windows: one per (event, window), keyed by
+``windows.correction_id`` (event id and position), emitted once as additive MetricWindow rows and deleted after
+a pre-commit flush of the outboxes succeeded after their snapshots were sent (Kafka has them).
+Exactly-once into ClickHouse needs "late or not" to come out the same when a frame is replayed: the watermark
+seen by an event depends only on the frame contents and the watermark stored before the frame (every item
+advances it, duplicates too; each claim is capped at the frame's Kafka timestamp plus ``max_clock_skew_seconds``,
+not at the wall clock), and it is stored exactly, last, so a replay starts from the value the frame first saw. A frame is
 processed without yielding to the event loop (sends go to the outbox, which never awaits), so no rebalance
 callback or timer runs halfway through one.
 
@@ -50,6 +61,7 @@ from touchpoint.metrics import (
     STREAM_LATE_EVENTS,
     STREAM_RECOVERY_SECONDS,
     STREAM_SUPPRESSED,
+    STREAM_WINDOWS_HELD,
 )
 from touchpoint.streams import internal, state_codec, windows
 from touchpoint.streams.app import WorkerContext
@@ -80,6 +92,16 @@ def window_key(partition: int, window_start: int) -> bytes:
     return b"w:%d:%d" % (partition, window_start)
 
 
+def correction_key(partition: int, window_start: int, correction_id: str) -> bytes:
+    return b"c:%d:%d:%s" % (partition, window_start, correction_id.encode("utf-8"))
+
+
+def _frame_time_ms(msg: Any, fallback: int) -> int:
+    """The frame's Kafka timestamp (set when it was produced): the same on every replay, unlike the wall clock."""
+    ts = getattr(msg, "timestamp", None)
+    return int(ts * 1000) if isinstance(ts, (int, float)) and ts > 0 else fallback
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -93,6 +115,7 @@ class _Frame:
 
     states: dict[bytes, JourneyState] = field(default_factory=dict)
     windows: dict[bytes, WindowState] = field(default_factory=dict)
+    corrections: dict[bytes, WindowState] = field(default_factory=dict)  # correction windows created by this frame
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)  # journey_id -> newest snapshot
     applied: dict[bytes, list[tuple[dict[str, Any], bool]]] = field(default_factory=dict)  # to rebuild a state
 
@@ -107,6 +130,7 @@ class JourneyStep:
         self.ctx = ctx
         self.cfg = ctx.journey_cfg
         self.lateness_ms = int(settings.allowed_lateness_seconds * 1000)
+        self.skew_ms = int(settings.max_clock_skew_seconds * 1000)
         self.source = app.topic(journey_topic(settings), partitions=n, internal=True)
         self.outbox = ctx.outbox
         self.journeys_topic = settings.journeys_topic
@@ -119,6 +143,11 @@ class JourneyStep:
         self.states: CachedTable[JourneyState] = CachedTable(self.writer, state_codec.loads_journey,
                                                              state_codec.dumps_journey, max_items=20_000)
         self.windows: dict[bytes, WindowState] = {}
+        # Correction windows by partition: stored (maybe unsent), handed to the outbox before a flush under way,
+        # acknowledged by a flush (deleted at the next frame of their partition).
+        self.corrections_new: dict[int, set[bytes]] = {}
+        self.corrections_flushing: dict[int, set[bytes]] = {}
+        self.corrections_done: dict[int, set[bytes]] = {}
         self.watermarks: dict[int, int | None] = {}
         self.emitter = WindowEmitter(ctx.outbox, ctx.codec, settings.metrics_topic)
         self.pending: dict[str, dict[str, Any]] = {}  # journey_id -> newest snapshot not sent yet
@@ -136,6 +165,11 @@ class JourneyStep:
             if raw is not None:
                 window = self.windows[key] = state_codec.loads_window(raw)
         return window
+
+    def _stored_window(self, key: bytes) -> WindowState | None:
+        """A correction window as stored (a replay finds it and absorbs nothing twice), else None."""
+        raw = self.table.get(key)
+        return state_codec.loads_window(raw) if raw is not None else None
 
     def _watermark(self, partition: int) -> int | None:
         if partition not in self.watermarks:
@@ -159,29 +193,39 @@ class JourneyStep:
         frame = _Frame()
         old_wm = wm = self._watermark(p)
         base = msg.offset * FRAME_SLOTS
+        claim_limit = _frame_time_ms(msg, now) + self.skew_ms
         for i, item in enumerate(items):
-            wm = self._one(msg, item, i, base + i, wm, now, frame)
+            wm = self._one(msg, item, i, base + i, wm, now, frame, claim_limit)
 
-        # Watermark, then windows, then journeys: see the module docstring for why this order.
-        if wm != old_wm and wm is not None:
-            self.watermarks[p] = wm
-            # Persisted at one-second steps: after a restart it may be up to 1 s behind until the replay re-advances it.
-            if old_wm is None or wm // 1000 != old_wm // 1000:
-                self.writer.set(watermark_key(p), b"%d" % (wm - wm % 1000), p)
+        # Windows, then journeys, then the watermark: see the module docstring for why this order.
         for wkey, window in frame.windows.items():
             self.writer.set(wkey, state_codec.dumps_window(window), p)
             self.windows[wkey] = window
             self.emitter.mark(wkey, window)
+        for ckey, window in frame.corrections.items():
+            self.writer.set(ckey, state_codec.dumps_window(window), p)
+            self.emitter.mark(ckey, window)
+            self.corrections_new.setdefault(p, set()).add(ckey)
         for key, state in frame.states.items():
             self.states.put(key, state, p)
+        if wm != old_wm and wm is not None:
+            self.watermarks[p] = wm
+            self.writer.set(watermark_key(p), b"%d" % wm, p)  # exact: a replayed frame must see the same value
         self.pending.update(frame.snapshots)
+        self._delete_corrections(p)
         self._prune_windows(p, wm, now)
 
-    def _one(self, msg: Any, item: Any, index: int, position: int, wm: int | None, now: int, frame: _Frame) -> int | None:
+    def _one(self, msg: Any, item: Any, index: int, position: int, wm: int | None, now: int, frame: _Frame,
+             claim_limit: int) -> int | None:
         """Apply one frame item; returns the partition's watermark after it."""
         key = b""
         try:
             owner, restitched, event = internal.check_routed(item)
+            if not is_merge_marker(event):
+                # Every item advances the watermark, duplicates too, so a replay computes the same value.
+                occurred_at = event.get("occurred_at")
+                if type(occurred_at) is int:
+                    wm = windows.advance_watermark(wm, occurred_at if occurred_at <= claim_limit else claim_limit)
             suppression = self.ctx.suppression
             if suppression is not None and suppression.ids and (owner in suppression.ids or suppression.blocks(event)):
                 if not restitched and not is_merge_marker(event):
@@ -211,7 +255,6 @@ class JourneyStep:
 
         if not is_merge_marker(event):
             occurred_at = int(event["occurred_at"])
-            wm = windows.advance_watermark(wm, occurred_at)
             if result.contributions:
                 plan = windows.plan(result.contributions, wm, allowed_lateness_ms=self.lateness_ms)
                 p = msg.partition
@@ -221,6 +264,12 @@ class JourneyStep:
                     if window is None:
                         window = self._window(wkey)
                     frame.windows[wkey] = windows.absorb(window, contribs, position, window_start=ws, partition=p)
+                if plan.corrections:
+                    cid = windows.correction_id(event["event_id"], position)
+                    for ws, contribs in plan.corrections.items():
+                        ckey = correction_key(p, ws, cid)
+                        frame.corrections[ckey] = windows.absorb(self._stored_window(ckey), contribs, position,
+                                                                 window_start=ws, partition=p, correction_id=cid)
                 if plan.late:
                     STREAM_LATE_EVENTS.inc(plan.late)
             if not restitched:
@@ -299,6 +348,37 @@ class JourneyStep:
         # (older journeys, superseded ids) whose newest snapshots must all survive compaction.
         self.outbox.send(self.journeys_topic, value, snap["journey_id"].encode("utf-8"))
 
+    def _delete_corrections(self, partition: int) -> None:
+        """Delete the correction windows of ``partition`` whose snapshots the outbox acknowledged."""
+        done = self.corrections_done.pop(partition, None)
+        if done:
+            for ckey in done:
+                self.emitter.forget(ckey)
+                self.writer.delete(ckey, partition)
+            self._held()
+
+    def corrections_handed(self) -> None:
+        """Before the pre-commit flush of the outboxes: the corrections already sent (not dirty) are in the outbox,
+        so this flush acknowledges them; unsent ones wait for a later flush."""
+        for partition, keys in self.corrections_new.items():
+            sent = {k for k in keys if k not in self.emitter.dirty}
+            if sent:
+                self.corrections_flushing.setdefault(partition, set()).update(sent)
+                keys -= sent
+        self.corrections_new = {p: keys for p, keys in self.corrections_new.items() if keys}
+
+    def corrections_acked(self) -> None:
+        """After the outboxes flushed without failure: the corrections handed before it are in Kafka; the next frame
+        of their partition deletes them."""
+        for partition, keys in self.corrections_flushing.items():
+            self.corrections_done.setdefault(partition, set()).update(keys)
+        self.corrections_flushing = {}
+
+    def _held(self) -> None:
+        STREAM_WINDOWS_HELD.set(len(self.windows) + sum(map(len, self.corrections_new.values()))
+                                + sum(map(len, self.corrections_flushing.values()))
+                                + sum(map(len, self.corrections_done.values())))
+
     def _prune_windows(self, partition: int, watermark: int | None, now: int) -> None:
         """Delete closed, already emitted windows of ``partition`` (we are processing one of its events)."""
         if now - self.last_prune.get(partition, 0) < PRUNE_INTERVAL_MS:
@@ -311,6 +391,7 @@ class JourneyStep:
                 del self.windows[wkey]
                 self.emitter.forget(wkey)
                 self.writer.delete(wkey, partition)
+        self._held()
 
     # --- window snapshots (timer, shutdown, rebalance) --------------------------------------------------
     def flush_windows(self) -> int:
@@ -342,6 +423,12 @@ class JourneyStep:
                         window = self.windows[key] = state_codec.loads_window(raw)
                     self.emitter.mark(key, window)
                     windows_held += 1
+                elif key.startswith(b"c:") and int(key.split(b":")[1]) in held:
+                    # a correction stored but maybe never sent: send it (again; the sink keeps one row), delete later
+                    partition = int(key.split(b":")[1])
+                    self.emitter.mark(key, state_codec.loads_window(raw))
+                    self.corrections_new.setdefault(partition, set()).add(key)
+                    windows_held += 1
         except Exception:  # the tables stay right; only the re-sending of held windows is incomplete
             log.exception("journeys: could not scan the recovered table to re-send window snapshots")
         self.owners_open = owners
@@ -361,6 +448,10 @@ class JourneyStep:
         self.states.clear_cache()
         self.windows.clear()
         self.watermarks.clear()
+        # held corrections of revoked partitions are re-sent and deleted by their next owner's rescan
+        self.corrections_new.clear()
+        self.corrections_flushing.clear()
+        self.corrections_done.clear()
         self.emitter.forget_sent()
         # dirty windows of revoked partitions are still sent by this worker's timer; their new owner re-sends too
 
@@ -382,6 +473,8 @@ def register(app: faust.App, ctx: WorkerContext) -> JourneyStep:
         step.flush_snapshots()
 
     ctx.before_flush.append(step.flush_snapshots)
+    ctx.before_flush.append(step.corrections_handed)
+    ctx.after_flush.append(step.corrections_acked)
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # faust stubs reject async receivers
     async def _revoked(sender: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

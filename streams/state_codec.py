@@ -128,9 +128,15 @@ def loads_alias(raw: bytes) -> AliasState:
 
 
 def dumps_window(state: WindowState) -> bytes:
-    return _dump(_WINDOW, (state.window_start, state.partition, state.cells, state.last_offset, state.emitted_offset))
+    """A window is a 5-tuple; a correction window (``correction_id`` set) appends its id (a 6-tuple), so windows
+    stored by an older worker read unchanged."""
+    data: tuple[Any, ...] = (state.window_start, state.partition, state.cells, state.last_offset, state.emitted_offset)
+    if state.correction_id:
+        data += (state.correction_id,)
+    return _dump(_WINDOW, data)
 
 
 def loads_window(raw: bytes) -> WindowState:
-    window_start, partition, cells, last_offset, emitted_offset = _load(_WINDOW, raw)
-    return WindowState(window_start, partition, cells, last_offset, emitted_offset)
+    data = _load(_WINDOW, raw)
+    window_start, partition, cells, last_offset, emitted_offset = data[:5]
+    return WindowState(window_start, partition, cells, last_offset, emitted_offset, data[5] if len(data) > 5 else "")

@@ -1,7 +1,8 @@
 """Metric window snapshots of the journey step: which windows changed, and sending their changed cells.
 
 Windows changed since their last snapshots are "dirty"; ``flush`` sends one MetricWindow record per changed cell
-(dims combination) of each, keyed by everything that identifies the sink row (the metrics topic is compacted).
+(dims combination) of each, keyed by everything that identifies the sink row (the metrics topic is compacted;
+a correction window's key ends with its ``correction_id``).
 ``absorb`` replaces the components dict of a cell it changes, so identity with what was sent last tells which
 cells changed. The "already emitted" marks live in memory only (timers cannot write tables); after a rebalance the
 journey step marks every held window dirty again, and re-sending a version is harmless.
@@ -52,10 +53,13 @@ class WindowEmitter:
             if not changed:
                 continue
             last.update(changed)
-            partial = WindowState(window.window_start, window.partition, changed, window.last_offset, window.emitted_offset)
+            partial = WindowState(window.window_start, window.partition, changed, window.last_offset,
+                                  window.emitted_offset, window.correction_id)
             for record in windows.snapshots(partial, emitted_at=now):
                 key = "%d:%d:%s:%s:%s:%s" % (record["window_start"], record["partition"], record["event_type"],
                                              record["channel"], record["campaign_id"], record["currency"])
+                if window.correction_id:  # a correction row is its own sink key (compaction must keep it)
+                    key += ":" + window.correction_id
                 self.outbox.send(self.topic, self.codec.encode(record, "metric_window"), key.encode("utf-8"))
                 sent += 1
             windows.mark_emitted(window)

@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     journey_inactivity_days: float = Field(30.0, gt=0, description="Inactivity gap after which a new journey opens.")
     journey_path_limit: int = Field(100, ge=1, description="Longest path kept in a journey snapshot (the rest is counted).")
     allowed_lateness_seconds: float = Field(3600.0, ge=0, description="Late events within this still update their window.")
+    max_clock_skew_seconds: float = Field(300.0, ge=0, description="How far ahead of the clock an event may move a partition's watermark (events up to a day ahead are valid).")
     dead_letter_max_ratio: float = Field(0.5, gt=0, le=1, description="Stop the worker when more than this share of recent events is dead-lettered.")
     dead_letter_min_events: int = Field(1000, ge=1, description="The ratio limit applies only after this many recent events.")
 

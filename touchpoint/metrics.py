@@ -48,7 +48,12 @@ STREAM_EVENT_LAG = Histogram(
 STREAM_JOURNEYS_OPEN = Gauge("touchpoint_stream_journeys_open", "Journeys held by this worker's partitions.", registry=REGISTRY)
 STREAM_MERGES = Counter("touchpoint_stream_identity_merges_total", "Anonymous ids stitched to a customer.", registry=REGISTRY)
 STREAM_LATE_EVENTS = Counter(
-    "touchpoint_stream_late_events_total", "Events older than the allowed lateness (kept in journeys, counted as late).", registry=REGISTRY
+    "touchpoint_stream_late_events_total", "Events older than the allowed lateness (added to their own window as corrections).", registry=REGISTRY
+)
+STREAM_WINDOWS_HELD = Gauge(
+    "touchpoint_stream_windows_held",
+    "Metric windows (and late corrections not yet deleted) held in state by this worker; bounded by the allowed lateness.",
+    registry=REGISTRY,
 )
 STREAM_CONSUMER_LAG = Gauge(
     "touchpoint_stream_consumer_lag_messages", "Events-topic messages not yet read by this worker (its partitions), by topic.",

@@ -157,6 +157,9 @@ def render_report(report: dict[str, Any], console: Console) -> None:
         a, b = pairs[i], pairs[i + 1] if i + 1 < len(pairs) else ("", "")
         head.add_row(a[0], a[1], b[0], b[1])
     console.print(head)
+    late = int((report.get("totals_from_metrics") or {}).get("late_events") or 0)
+    if late:
+        console.print(f"[dim]{late:,} late touchpoints were added as corrections[/dim]")
 
     funnel = Table("step", "people", "of first", "of previous", "", title="funnel (windowFunnel, identity-resolved)", title_justify="left")
     first = max((s["customers"] for s in report["funnel"]), default=0) or 1

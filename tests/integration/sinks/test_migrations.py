@@ -40,7 +40,8 @@ def test_raw_ttl_days_becomes_a_table_ttl(fresh, settings):
 def test_failed_migration_stops_with_file_and_statement_and_resumes_after_fix(fresh, settings, tmp_path):
     directory = tmp_path / "migrations"
     shutil.copytree(MIGRATIONS_DIR, directory)
-    bad = directory / "9003_add_things.sql"  # after every real migration, whichever exist
+    shipped = sorted(m.version for m in load_migrations())
+    bad = directory / f"{shipped[-1] + 1:04d}_add_things.sql"  # the next number after the shipped files
     bad.write_text(
         "CREATE TABLE IF NOT EXISTS {database}.extra (x UInt8) ENGINE = MergeTree ORDER BY x;\n"
         "ALTER TABLE {database}.extra ADD COLUMN y NoSuchType;\n"
@@ -48,12 +49,12 @@ def test_failed_migration_stops_with_file_and_statement_and_resumes_after_fix(fr
     with pytest.raises(MigrationError) as failure:
         migrate(fresh, settings, directory)
     message = str(failure.value)
-    assert "9003_add_things.sql" in message and "statement 2" in message and "ALTER TABLE" in message
+    assert bad.name in message and "statement 2" in message and "ALTER TABLE" in message
     versions = [r[0] for r in fresh.query_rows(f"SELECT version FROM {settings.clickhouse_database}.schema_migrations")]
-    assert sorted(versions) == [m.version for m in load_migrations()]  # the failed file is not recorded
+    assert sorted(versions) == shipped  # the failed file is not recorded
 
     bad.write_text(bad.read_text().replace("NoSuchType", "UInt16").replace("ADD COLUMN y", "ADD COLUMN IF NOT EXISTS y"))
-    assert migrate(fresh, settings, directory) == ["9003_add_things.sql"]
+    assert migrate(fresh, settings, directory) == [bad.name]
     assert migrate(fresh, settings, directory) == []
 
 

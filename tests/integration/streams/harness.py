@@ -24,7 +24,7 @@ from touchpoint.schemas.codec import AvroCodec
 VOLATILE_JOURNEY_FIELDS = ("updated_at", "version")
 MERGE_VOLATILE = ("merged_at",)
 DIMS = ("event_type", "channel", "campaign_id", "currency")
-META = ("window_start", "window_seconds", "partition", "version", "emitted_at") + DIMS
+META = ("window_start", "window_seconds", "partition", "version", "emitted_at", "correction_id") + DIMS
 
 
 def kafka_conf(bootstrap: str) -> dict[str, Any]:
@@ -250,15 +250,16 @@ def stable(journeys: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def metric_totals(records: list[dict[str, Any]]) -> dict[tuple[str, ...], dict[str, int]]:
-    """Newest version per (window_start, partition, dims), then summed over partitions: {(window_start, dims...): components}."""
+    """Newest version per (window_start, partition, correction_id, dims) (the sink's key), then summed over
+    partitions and late corrections: {(window_start, dims...): components}."""
     newest: dict[tuple[Any, ...], dict[str, Any]] = {}
     for r in records:
-        k = (r["window_start"], r["partition"]) + tuple(r[d] for d in DIMS)
+        k = (r["window_start"], r["partition"], r.get("correction_id") or "") + tuple(r[d] for d in DIMS)
         if k not in newest or r["version"] >= newest[k]["version"]:
             newest[k] = r
     totals: dict[tuple[Any, ...], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for k, r in newest.items():
-        t = totals[(k[0],) + k[2:]]
+        t = totals[(k[0],) + k[3:]]
         for f, v in r.items():
             if f not in META and v:
                 t[f] += v

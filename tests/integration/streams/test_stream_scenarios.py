@@ -214,6 +214,7 @@ def test_event_beyond_allowed_lateness_is_counted_late_and_kept(pipeline: Pipeli
     assert journey["event_count"] == 4 and journey["first_touch_at"] == T0  # kept in the journey
     wm_window = T0 + 3 * 3600_000 + MIN
     expected = {
+        (T0, "PAGE_VIEW", "web", "", ""): {"touchpoints": 1},  # a correction row of its own (closed) window
         (T0 + 3 * 3600_000, "PAGE_VIEW", "web", "", ""): {"touchpoints": 1},
         (wm_window, "PAGE_VIEW", "web", "", ""): {"touchpoints": 1, "late_events": 1},
         (T0 + 2 * 3600_000 + 30 * MIN, "PAGE_VIEW", "web", "", ""): {"touchpoints": 1},

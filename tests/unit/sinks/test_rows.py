@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import random
+import re
 
 import pytest
 
@@ -34,6 +35,10 @@ def ddl_columns(table: str) -> list[str]:
         if not line or line.startswith(("--", "INDEX", "CONSTRAINT")) or " MATERIALIZED " in line:
             continue
         names.append(line.split()[0])
+    for m in load_migrations():  # columns added later by ALTER TABLE ... ADD COLUMN, in migration order
+        for stmt in m.statements():
+            if stmt.startswith(f"ALTER TABLE {{database}}.{table}"):
+                names += re.findall(r"ADD COLUMN (?:IF NOT EXISTS )?(\w+)", stmt)
     return names
 
 

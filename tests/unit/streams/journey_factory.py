@@ -100,6 +100,7 @@ class MiniPipeline:
         self.aliases: dict[str, Any] = {}
         self.journeys: dict[str, Any] = {}
         self.windows: dict[int, Any] = {}
+        self.corrections: dict[tuple[int, str], Any] = {}  # (window_start, correction_id) -> correction window
         self.watermark: int | None = None
         self.offset = -1
         self.snapshots: dict[str, dict[str, Any]] = {}
@@ -159,6 +160,10 @@ class MiniPipeline:
         for ws, cs in pl.by_window.items():
             win = self._roundtrip(self.windows.get(ws), "window")
             self.windows[ws] = w.absorb(win, cs, self.offset, window_start=ws, partition=0)
+        for ws, cs in pl.corrections.items():
+            cid = w.correction_id(ev["event_id"], self.offset)
+            win = self._roundtrip(self.corrections.get((ws, cid)), "window")
+            self.corrections[(ws, cid)] = w.absorb(win, cs, self.offset, window_start=ws, partition=0, correction_id=cid)
 
     def live(self) -> dict[str, dict[str, Any]]:
         """Journeys not superseded, by journey_id."""
@@ -170,6 +175,14 @@ class MiniPipeline:
         rows = []
         for ws in sorted(self.windows):
             rows.extend(w.snapshots(self.windows[ws], emitted_at=self.now))
+        return rows
+
+    def correction_rows(self) -> list[dict[str, Any]]:
+        from touchpoint.streams import windows as w
+
+        rows = []
+        for key in sorted(self.corrections):
+            rows.extend(w.snapshots(self.corrections[key], emitted_at=self.now))
         return rows
 
     def totals(self) -> dict[str, int]:

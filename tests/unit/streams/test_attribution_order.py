@@ -120,14 +120,22 @@ def test_all_contributions_of_one_offset_are_absorbed_and_a_replay_is_a_no_op() 
         "checkouts_completed": 1, "revenue_minor": 500, "attributed_conversions": 1, "attributed_revenue_minor": 500}
 
 
-def test_corrections_for_windows_beyond_the_allowed_lateness_are_dropped() -> None:
+def test_corrections_for_windows_beyond_the_allowed_lateness_become_correction_rows() -> None:
     cfg = JourneyConfig()
     a = apply(None, checkout(1, T0 + MIN, amount=500, customer="c"), cfg=cfg, now_ms=T0)
     b = apply(a.state, ad_click(2, T0, campaign="spring", customer="c"), cfg=cfg, now_ms=T0)
     pl = w.plan(b.contributions, T0 + 3 * HOUR, allowed_lateness_ms=HOUR)
-    # the click itself counts as a late event; the closed checkout window is left alone (it may be deleted)
+    # the click counts as a late event in the watermark's window; the closed windows are left alone (they may be
+    # deleted): the click and the order it now wins go to their own minutes as corrections
     assert pl.late == 1
     assert pl.by_window == {T0 + 3 * HOUR: [Contribution(T0 + 3 * HOUR, ("AD_CLICK", "social", "spring", "EUR"), {"late_events": 1})]}
+    assert pl.corrections == {
+        T0: [Contribution(T0, ("AD_CLICK", "social", "spring", "EUR"), {"touchpoints": 1, "ad_clicks": 1, "ad_spend_minor": 120})],
+        T0 + MIN: [Contribution(T0 + MIN, ("CHECKOUT", "web", "", "EUR"), {"checkouts_completed": -1, "revenue_minor": -500}),
+                   Contribution(T0 + MIN, ("CHECKOUT", "web", "spring", "EUR"), {
+                       "checkouts_completed": 1, "revenue_minor": 500, "attributed_conversions": 1,
+                       "attributed_revenue_minor": 500})],
+    }
 
 
 def test_failed_then_delivered_and_resolved_before_opened_do_not_depend_on_arrival() -> None:

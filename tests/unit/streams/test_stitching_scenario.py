@@ -83,7 +83,7 @@ ZERO_COMPONENTS = dict.fromkeys(
 def _row(ws: int, dims: tuple[str, str, str, str], version: int, **components: int) -> dict[str, Any]:
     return {
         "window_start": ws, "window_seconds": 60, "partition": 0, "event_type": dims[0], "channel": dims[1],
-        "campaign_id": dims[2], "currency": dims[3], "version": version, **ZERO_COMPONENTS, **components,
+        "campaign_id": dims[2], "currency": dims[3], "version": version, "correction_id": "", **ZERO_COMPONENTS, **components,
     }  # fmt: skip
 
 
