@@ -62,7 +62,10 @@ class AnalystAccess:
                 raise as_query_error(exc) from exc
             settings = {"readonly": 1}
         try:
-            return bytes(self.client.raw_query(sql, fmt=fmt, settings=settings or None))
+            # The format goes as the default (a header), not appended to the statement: a FORMAT clause in the
+            # statement wins, and the statement the port or server judges is the one the analyst wrote.
+            return bytes(self.client.raw_query(sql, settings=settings or None,
+                                               transport_settings={"X-ClickHouse-Format": fmt}))
         except Exception as exc:  # noqa: BLE001 - turned into the server's own message
             raise client_error(exc) from exc
 
