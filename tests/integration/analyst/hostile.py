@@ -1,4 +1,4 @@
-"""A corpus of hostile statements for the read-only SQL interface, each with the ClickHouse code it must get.
+"""A read-only port over a small table for a whole test module (``target``), and a corpus of hostile statements for the read-only SQL interface, each with the ClickHouse code it must get.
 
 164 (READONLY): the statement parses and is refused (a write, KILL, INTO OUTFILE, a table function outside the
 allow-list, file(), a SETTINGS clause, a setting an analyst may not change or a limit lifted).
@@ -8,7 +8,18 @@ characters). ``{out}`` is a directory that must stay empty; ``{kept}`` an existi
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import clickhouse_connect
+import pytest
+
+from touchpoint.config import load_settings
+
 R, S = 164, 62
+KEPT = b"kept line\n"
 
 CORPUS: list[tuple[str, int]] = [
     # the `$`-identifier bypass: x$a$ is an identifier, not a heredoc opener
@@ -126,3 +137,42 @@ CORPUS: list[tuple[str, int]] = [
     ("EXPLAIN AST INSERT INTO t VALUES (1)", R),
     ("EXPLAIN SYNTAX DROP TABLE t", S),
 ]
+
+
+class Target:
+    def __init__(self, server: Any, owner: Any, database: str, out: Path, kept: Path, dsn: str) -> None:
+        self.server, self.owner, self.database, self.out, self.kept, self.dsn = server, owner, database, out, kept, dsn
+
+    def sql(self, template: str) -> str:
+        return template.replace("{out}", str(self.out)).replace("{kept}", str(self.kept))
+
+    def state(self) -> tuple[Any, ...]:
+        db = self.database
+        return (self.owner.query(f"SELECT a FROM {db}.t ORDER BY a").result_rows,
+                self.owner.query(f"SELECT name FROM system.tables WHERE database = '{db}' ORDER BY name").result_rows,
+                sorted(p.name for p in self.out.iterdir()), self.kept.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def target(chdb_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    from touchpoint.sinks.http_server import serve_readonly
+
+    database = f"hostile_{uuid.uuid4().hex[:8]}"
+    owner: Any = clickhouse_connect.get_client(dsn=chdb_dsn)
+    owner.command(f"CREATE DATABASE {database}")
+    owner.command(f"CREATE TABLE {database}.t (a UInt8, b String, c Float64) ENGINE = MergeTree ORDER BY a")
+    owner.command(f"INSERT INTO {database}.t SELECT number, ['x', 'y$a$', 'it''s; --', 'ü'][number % 4 + 1], "
+                  "number / 4 FROM numbers(20)")
+    base = tmp_path_factory.mktemp("hostile")
+    out, kept = base / "out", base / "kept.tsv"
+    out.mkdir()
+    kept.write_bytes(KEPT)
+    server = serve_readonly(owner, port=0, database=database, settings=load_settings(sink_sql_port=0))
+    try:
+        yield Target(server, owner, database, out, kept, chdb_dsn)
+    finally:
+        server.close()
+        owner.command(f"DROP DATABASE IF EXISTS {database}")
+        owner.close()
+
+

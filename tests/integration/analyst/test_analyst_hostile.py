@@ -23,50 +23,13 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from tests.helpers import free_port
-from tests.integration.analyst.hostile import CORPUS
+from tests.integration.analyst.hostile import CORPUS, KEPT, Target, target  # noqa: F401 - target is a fixture
 from touchpoint.config import load_settings
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[3]
 STATUS = {164: 403, 62: 400}
-KEPT = b"kept line\n"
-
-
-class Target:
-    def __init__(self, server: Any, owner: Any, database: str, out: Path, kept: Path, dsn: str) -> None:
-        self.server, self.owner, self.database, self.out, self.kept, self.dsn = server, owner, database, out, kept, dsn
-
-    def sql(self, template: str) -> str:
-        return template.replace("{out}", str(self.out)).replace("{kept}", str(self.kept))
-
-    def state(self) -> tuple[Any, ...]:
-        db = self.database
-        return (self.owner.query(f"SELECT a FROM {db}.t ORDER BY a").result_rows,
-                self.owner.query(f"SELECT name FROM system.tables WHERE database = '{db}' ORDER BY name").result_rows,
-                sorted(p.name for p in self.out.iterdir()), self.kept.read_bytes())
-
-
-@pytest.fixture(scope="module")
-def target(chdb_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    from touchpoint.sinks.http_server import serve_readonly
-
-    database = f"hostile_{uuid.uuid4().hex[:8]}"
-    owner: Any = clickhouse_connect.get_client(dsn=chdb_dsn)
-    owner.command(f"CREATE DATABASE {database}")
-    owner.command(f"CREATE TABLE {database}.t (a UInt8) ENGINE = MergeTree ORDER BY a")
-    owner.command(f"INSERT INTO {database}.t VALUES (1), (2)")
-    base = tmp_path_factory.mktemp("hostile")
-    out, kept = base / "out", base / "kept.tsv"
-    out.mkdir()
-    kept.write_bytes(KEPT)
-    server = serve_readonly(owner, port=0, database=database, settings=load_settings(sink_sql_port=0))
-    try:
-        yield Target(server, owner, database, out, kept, chdb_dsn)
-    finally:
-        server.close()
-        owner.command(f"DROP DATABASE IF EXISTS {database}")
-        owner.close()
 
 
 @pytest.fixture(scope="module")
