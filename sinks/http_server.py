@@ -14,8 +14,14 @@ with ``enable_http_compression=1`` and ``Accept-Encoding`` (gzip, deflate, zstd,
 buffers the whole result, otherwise stream-safe formats stream with chunked encoding; ``/ping`` and ``GET /``
 answer ``Ok.``. Response headers: ``X-ClickHouse-Query-Id``, ``-Format``, ``-Timezone``, ``-Summary``,
 ``-Server-Display-Name``; errors carry ``X-ClickHouse-Exception-Code`` and the exception text in the body with
-ClickHouse's status mapping (400 syntax/bad arguments, 404 unknown table/database/function, 500 otherwise) and
+ClickHouse's status mapping (400 syntax/bad arguments, 404 unknown table/database/function, 413 query too
+large, 500 otherwise, including 159 time limit, 396 result limit, 241 memory limit and 202 too many queries) and
 403 for everything refused as a write. The output bytes are the engine's own: nothing is re-encoded.
+
+What a statement is, is decided by the engine's parser (``sql_statement.py``), and a write is refused from its
+statement alone: a URL statement that parses as a write is refused before its body is read, and a body is
+read only up to ``sink_sql_max_query_bytes`` decoded bytes. Per-query limits, the bound on concurrent queries
+and cancellation of a query whose client went away: ``readonly_engine.py`` and ``sql_limits.py``.
 
 Not supported (answered with a clear error): external data tables, ClickHouse-native block compression
 (``compress=1``/``decompress=1``), inserts of any kind. Credentials are accepted and ignored: the port binds to
@@ -26,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import select
 import socket
 import threading
 import time
@@ -37,7 +42,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from touchpoint import metrics
 from touchpoint.errors import ConfigError
-from touchpoint.sinks.http_wire import BodyReader, codec_available, encode_body, form_fields, http_status
+from touchpoint.sinks.http_wire import BodyReader, DisconnectWatch, codec_available, encode_body, form_fields, http_status
 from touchpoint.sinks.readonly_engine import QueryError, QueryOutput, ReadOnlyEngine, as_query_error, new_token
 from touchpoint.sinks.sql_limits import QueryLimits
 
@@ -129,7 +134,8 @@ def serve_readonly(client: Any, host: str | int = "127.0.0.1", port: int | None 
     ``client`` is the owner's clickhouse-connect chdb client (or a sink ``Store`` holding one, or a zero-argument
     factory returning one); only its engine path is used: requests run on their own handles. ``port`` defaults
     to ``settings.sink_sql_port`` (0 picks a free port); ``database`` (the default database of requests that name
-    none) to ``settings.clickhouse_database``; the per-query limits come from ``settings.sink_sql_*``. Binds to loopback only: ``host`` must be a loopback address.
+    none) to ``settings.clickhouse_database``; the per-query limits come from ``settings.sink_sql_*``. Binds to
+    loopback only: ``host`` must be a loopback address.
     """
     if settings is None:
         from touchpoint.config import get_settings
@@ -283,7 +289,7 @@ class _Handler(BaseHTTPRequestHandler):
         query_id = params.get("query_id") or str(uuid.uuid4())
         buffered = params.get("wait_end_of_query") == "1" or params.get("enable_http_compression") == "1"
         token = new_token()
-        with _DisconnectWatch(self.connection, lambda: self.server.engine.cancel(token)):
+        with DisconnectWatch(self.connection, lambda: self.server.engine.cancel(token)):
             output = self.server.engine.execute(
                 query, default_format=default_format, database=database, settings=settings, params=bind,
                 session_id=params.get("session_id") or None, session_timeout=session_timeout, stream=not buffered,
@@ -368,48 +374,3 @@ def _summary(output: QueryOutput, result_bytes: int) -> dict[str, str]:
             "written_rows": "0", "written_bytes": "0", "total_rows_to_read": "0", "result_rows": "0",
             "result_bytes": str(result_bytes), "elapsed_ns": output.summary.get("elapsed_ns", "0")}
 
-
-class _DisconnectWatch:
-    """While a statement runs and its answer is sent, watch the client's socket; when the client closes it,
-    call ``on_disconnect`` once (it cancels the statement, so an abandoned query stops using the store's CPU).
-
-    The socket is only peeked (nothing is consumed): a readable socket whose peek returns no bytes is closed.
-    A client that sends its next request early (pipelining) is not a disconnect; the watch then stops.
-    """
-
-    def __init__(self, sock: socket.socket, on_disconnect: Any, interval: float = 0.1) -> None:
-        self._sock = sock
-        self._on_disconnect = on_disconnect
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="touchpoint-sql-disconnect-watch", daemon=True)
-
-    def _watch(self) -> None:
-        try:
-            while not self._stop.is_set():
-                readable, _, _ = select.select([self._sock], [], [], self._interval)
-                if not readable or self._stop.is_set():
-                    continue
-                try:
-                    peeked = self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    peeked = b""
-                if not peeked:
-                    log.info("read-only SQL port: client went away, cancelling its query")
-                    self._on_disconnect()
-                return
-        except (OSError, ValueError):  # the socket was closed under us: the request is over
-            return
-        except Exception:  # noqa: BLE001 - a failed cancel is logged; the query's own limits still apply
-            log.exception("read-only SQL port: cancelling an abandoned query failed")
-
-    def __enter__(self) -> "_DisconnectWatch":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        # Not joined (it wakes within ``interval``): a late cancel finds no statement under the token and does
-        # nothing, and a late peek at the connection consumes nothing.
-        self._stop.set()

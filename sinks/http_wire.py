@@ -1,4 +1,5 @@
-"""Wire details of the read-only ClickHouse HTTP interface: status mapping, form bodies, HTTP compression."""
+"""Wire details of the read-only ClickHouse HTTP interface: status mapping, form bodies, HTTP compression,
+bounded request bodies, watching for a client that went away."""
 
 from __future__ import annotations
 
@@ -6,12 +7,18 @@ import email.parser
 import email.policy
 import gzip
 import io
+import logging
+import select
+import socket
 import sys
+import threading
 import time
 import zlib
 from typing import Any
 
 from touchpoint.sinks.readonly_engine import QueryError
+
+log = logging.getLogger(__name__)
 
 _TOO_LARGE = {229}
 _BAD_REQUEST = {27, 36, 38, 41, 53, 62, 69, 70, 72, 167, 168, 386, 403, 457}
@@ -171,3 +178,49 @@ class BodyReader:
                     break
         except OSError:
             pass
+
+
+class DisconnectWatch:
+    """While a statement runs and its answer is sent, watch the client's socket; when the client closes it,
+    call ``on_disconnect`` once (it cancels the statement, so an abandoned query stops using the store's CPU).
+
+    The socket is only peeked (nothing is consumed): a readable socket whose peek returns no bytes is closed.
+    A client that sends its next request early (pipelining) is not a disconnect; the watch then stops.
+    """
+
+    def __init__(self, sock: socket.socket, on_disconnect: Any, interval: float = 0.1) -> None:
+        self._sock = sock
+        self._on_disconnect = on_disconnect
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="touchpoint-sql-disconnect-watch", daemon=True)
+
+    def _watch(self) -> None:
+        try:
+            while not self._stop.is_set():
+                readable, _, _ = select.select([self._sock], [], [], self._interval)
+                if not readable or self._stop.is_set():
+                    continue
+                try:
+                    peeked = self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    peeked = b""
+                if not peeked:
+                    log.info("read-only SQL port: client went away, cancelling its query")
+                    self._on_disconnect()
+                return
+        except (OSError, ValueError):  # the socket was closed under us: the request is over
+            return
+        except Exception:  # noqa: BLE001 - a failed cancel is logged; the query's own limits still apply
+            log.exception("read-only SQL port: cancelling an abandoned query failed")
+
+    def __enter__(self) -> "DisconnectWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Not joined (it wakes within ``interval``): a late cancel finds no statement under the token and does
+        # nothing, and a late peek at the connection consumes nothing.
+        self._stop.set()

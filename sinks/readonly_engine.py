@@ -34,8 +34,9 @@ from typing import Any
 
 from touchpoint.errors import PermanentError
 from touchpoint.sinks.sql_guard import READONLY, ReadOnlyViolation, refuse_setting, setting_allowed
+from touchpoint.sinks.native_header import native_header
 from touchpoint.sinks.sql_limits import QueryLimits
-from touchpoint.sinks.sql_statement import READ_ROOTS, SESSION_ROOTS, Statement, StatementGate, readonly_refusal
+from touchpoint.sinks.sql_statement import READ_ROOTS, SESSION_ROOTS, Statement, StatementGate, kind_name, readonly_refusal
 
 # Formats whose per-block outputs concatenate into one valid stream (chdb emits one encoding per block).
 STREAM_SAFE_FORMATS = frozenset({"Native", "TabSeparated", "TSV", "CSV", "RowBinary", "JSONEachRow", "JSONCompactEachRow"})
@@ -172,7 +173,7 @@ class ReadOnlyEngine:
         finally:
             conn.close()
         if kind not in READ_ROOTS and kind not in SESSION_ROOTS:
-            raise as_query_error(readonly_refusal(f"{_kind_word(kind)} is not allowed"))
+            raise as_query_error(readonly_refusal(f"{kind_name(kind)} is not allowed"))
 
     def cancel(self, token: str) -> None:
         """Stop the statement ``execute`` runs under ``token`` (no-op when it has finished)."""
@@ -365,11 +366,6 @@ def _unmarked(sql: str) -> str:
     return sql.split(" */ ", 1)[1] if sql.startswith(f"/* {_MARKER}") else sql
 
 
-def _kind_word(kind: str) -> str:
-    base = kind[:-5] if kind.endswith("Query") else kind
-    return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", base).upper()
-
-
 def _run(conn: Any, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
     try:
         return conn.query(sql, fmt, params=dict(params or {}))
@@ -385,49 +381,11 @@ def _summary(result: Any) -> dict[str, str]:
         return {}
 
 
-def _leb128(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _native_header(conn: Any, sql: str, params: Mapping[str, str] | None) -> bytes:
     """The 0-row Native block ClickHouse sends for an empty result (chdb sends nothing), so clients still see
-    the column names and types. Names and types come from the same statement in RowBinaryWithNamesAndTypes."""
+    the column names and types; they come from the same statement in RowBinaryWithNamesAndTypes."""
     stripped = _TRAILING_FORMAT_RE.sub("", sql.rstrip().rstrip(";"))
-    data = _run(conn, stripped, "RowBinaryWithNamesAndTypes", params).bytes() or b""
-    pos = 0
-
-    def leb() -> int:
-        nonlocal pos
-        shift = value = 0
-        while True:
-            byte = data[pos]
-            pos += 1
-            value |= (byte & 0x7F) << shift
-            shift += 7
-            if not byte & 0x80:
-                return value
-
-    def text() -> bytes:
-        nonlocal pos
-        size = leb()
-        pos += size
-        return data[pos - size:pos]
-
-    if not data:
-        return b""
-    count = leb()
-    names = [text() for _ in range(count)]
-    types = [text() for _ in range(count)]
-    out = bytearray(_leb128(count) + _leb128(0))
-    for name, type_name in zip(names, types):
-        out += _leb128(len(name)) + name + _leb128(len(type_name)) + type_name
-    return bytes(out)
+    return native_header(_run(conn, stripped, "RowBinaryWithNamesAndTypes", params).bytes() or b"")
 
 
 __all__ = ["QueryError", "QueryOutput", "ReadOnlyEngine", "STREAM_SAFE_FORMATS", "as_query_error", "new_token", "parser_gate", "READONLY"]

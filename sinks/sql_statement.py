@@ -113,7 +113,7 @@ class StatementGate:
         nodes = self._tree(canonical, params or {})
         root = nodes[0][1]
         if root not in READ_ROOTS and root not in SESSION_ROOTS:
-            raise readonly_refusal(f"{_kind_name(root)} is not allowed")
+            raise readonly_refusal(f"{kind_name(root)} is not allowed")
         for depth, kind, rest in nodes:
             if kind == "Function":
                 name = rest.split(" ", 1)[0].lower()
@@ -126,7 +126,7 @@ class StatementGate:
                 raise ReadOnlyViolation("Cannot modify settings with a SETTINGS clause in readonly mode; pass an "
                                         "allowed setting as a URL parameter or SET it in a session")
             elif (kind.endswith("Query") or kind == "Explain") and kind not in READ_QUERY_NODES:
-                raise readonly_refusal(f"{_kind_name(kind)} is not allowed")
+                raise readonly_refusal(f"{kind_name(kind)} is not allowed")
             elif depth == 1 and kind == "Literal" and root in READ_ROOTS:
                 raise readonly_refusal("INTO OUTFILE is not allowed")
         if root == "Set":
@@ -150,7 +150,7 @@ class StatementGate:
         return nodes
 
 
-def _kind_name(kind: str) -> str:
+def kind_name(kind: str) -> str:
     """``InsertQuery`` -> ``INSERT``: the statement kind as an analyst wrote it."""
     base = kind[:-5] if kind.endswith("Query") else kind
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", base).upper()
