@@ -253,20 +253,17 @@ class ReadOnlyEngine:
                        **{k: quote_literal(v) for k, v in (settings or {}).items()}}
             db = database or (session.database if session else None) or self.default_database
             fmt = statement.fmt or default_format
-            for name, literal in applied.items():
-                _run(conn, f"SET {name} = {literal}")
+            _set(conn, applied)
             if statement.kind == "Set":
                 for name in statement.settings:
                     if not setting_allowed(name):
                         raise as_query_error(refuse_setting(name))
-                for name, literal in statement.settings.items():
-                    _run(conn, f"SET {name} = {literal}")  # the engine validates the value
+                _set(conn, statement.settings)  # the engine validates the values
                 self._limit(conn, set(applied) | set(statement.settings))
                 if session is not None:
                     session.settings.update(statement.settings)
                 return QueryOutput(fmt, iter(()), False)
-            self._limit(conn, set(applied))
-            _run(conn, "SET readonly = 1")
+            self._limit(conn, set(applied), then={"readonly": "1"})
             if statement.kind == "UseQuery":
                 _run(conn, f"USE {quote_identifier(statement.database or '')}")
                 if session is not None:
@@ -290,9 +287,10 @@ class ReadOnlyEngine:
                     conn.close()
                 self._slots.release()
 
-    def _limit(self, conn: Any, set_by_analyst: set[str]) -> None:
-        """Set the limit ceilings on ``conn``: the values in force are read back from the engine, so a limit an
-        analyst lifted in any spelling the engine accepts is seen and refused."""
+    def _limit(self, conn: Any, set_by_analyst: set[str], then: Mapping[str, str] | None = None) -> None:
+        """Set the limit ceilings on ``conn`` (and the settings ``then``, in the same statement): the values in
+        force are read back from the engine, so a limit an analyst lifted in any spelling the engine accepts is
+        seen and refused."""
         names = list(self.limits.ceilings())
         row = _run(conn, "SELECT " + ", ".join(f"toFloat64(getSetting('{n}'))" for n in names),
                    "TabSeparatedRaw").bytes().decode().strip().split("\t")
@@ -300,8 +298,8 @@ class ReadOnlyEngine:
             apply = self.limits.settings_to_apply(dict(zip(names, map(float, row))), set_by_analyst)
         except ReadOnlyViolation as exc:
             raise as_query_error(exc) from exc
-        for name, value in apply.items():
-            _run(conn, f"SET {name} = {int(value) if float(value).is_integer() else value}")
+        _set(conn, {**{name: str(int(value) if float(value).is_integer() else value) for name, value in apply.items()},
+                    **(then or {})})
 
     def _stream(self, conn: Any, sql: str, fmt: str, params: Mapping[str, str] | None,
                 returns_rows: bool) -> Iterator[bytes]:
@@ -364,6 +362,12 @@ def new_token() -> str:
 
 def _unmarked(sql: str) -> str:
     return sql.split(" */ ", 1)[1] if sql.startswith(f"/* {_MARKER}") else sql
+
+
+def _set(conn: Any, settings: Mapping[str, str]) -> None:
+    """One SET statement for all of ``settings`` (name -> SQL literal): one engine round trip, not one each."""
+    if settings:
+        _run(conn, "SET " + ", ".join(f"{name} = {literal}" for name, literal in settings.items()))
 
 
 def _run(conn: Any, sql: str, fmt: str = "TabSeparated", params: Mapping[str, str] | None = None) -> Any:
