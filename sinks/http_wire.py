@@ -37,6 +37,8 @@ def http_status(code: int) -> int:
         return 501
     if code in _TOO_LARGE:
         return 413
+    if code == 381:
+        return 411
     return 500
 
 
@@ -113,7 +115,11 @@ class BodyReader:
         self._rfile = rfile
         self.limit = limit
         self.chunked = (headers.get("Transfer-Encoding") or "").lower() == "chunked"
-        self._left = 0 if self.chunked else int(headers.get("Content-Length") or 0)
+        length = (headers.get("Content-Length") or "0").strip()
+        if not self.chunked and not length.isdigit():
+            raise QueryError(f"Code: 381. DB::Exception: Invalid Content-Length {length!r}: send the body's length in "
+                             "bytes or use chunked transfer encoding. (HTTP_LENGTH_REQUIRED)", 381, "HTTP_LENGTH_REQUIRED")
+        self._left = 0 if self.chunked else int(length)
         self._chunk_left = 0
         self._done = not self.chunked and self._left == 0
         encoding = (headers.get("Content-Encoding") or "").lower()

@@ -229,3 +229,20 @@ def test_a_100_mib_body_and_a_gzip_bomb_are_refused_with_bounded_memory(ports: P
     assert (status_b, code_b) == (413, "229"), body_b
     assert plain.growth_mib < 50 and inflated.growth_mib < 50
     assert _get(ports.roomy, query="SELECT 1")[:3] == (200, "", b"1\n")
+
+
+def test_chunked_oversized_and_malformed_bodies_get_clickhouse_codes(ports: Ports) -> None:
+    block = b"SELECT 1 -- " + b"x" * (MIB - 12)
+    chunks = (b"%x\r\n%s\r\n" % (len(block), block) for _ in range(5))
+    status, code, body = _post_stream(ports.roomy, {"Transfer-Encoding": "chunked"}, chunks)
+    assert (status, code) == (413, "229"), body
+    for length in ("-1", "ten"):
+        status, code, body = _post_stream(ports.roomy, {"Content-Length": length}, iter([b"SELECT 1"]))
+        assert (status, code) == (411, "381"), (length, body)
+    status, code, body = _post_stream(ports.roomy, {"Content-Length": "8", "Content-Encoding": "brotli-x"},
+                                      iter([b"SELECT 1"]))
+    assert (status, code) == (500, "89"), body
+    status, code, body = _post_stream(ports.roomy, {"Content-Length": "8", "Content-Encoding": "gzip"},
+                                      iter([b"SELECT 1"]))
+    assert (status, code) == (500, "271"), body
+    assert _get(ports.roomy, query="SELECT 1")[:3] == (200, "", b"1\n")
