@@ -108,18 +108,15 @@ class ReadOnlyEngine:
     """Runs analyst SQL read-only on the chdb engine at ``connection_string`` (the owner's exact path string),
     within ``limits``."""
 
-    def __init__(self, connection_string: str, default_database: str = "default", max_concurrent: int | None = None,
+    def __init__(self, connection_string: str, default_database: str = "default",
                  limits: QueryLimits | None = None) -> None:
         import chdb
 
         self._chdb = chdb
         self.connection_string = connection_string
         self.default_database = default_database
-        limits = limits or QueryLimits()
-        if max_concurrent is not None:
-            limits = QueryLimits(**{**limits.__dict__, "max_concurrent": max_concurrent})
-        self.limits = limits
-        self._slots = threading.BoundedSemaphore(limits.max_concurrent)
+        self.limits = limits or QueryLimits()
+        self._slots = threading.BoundedSemaphore(self.limits.max_concurrent)
         self._sessions: dict[str, _Session] = {}
         self._sessions_lock = threading.Lock()
         probe = self._connect()

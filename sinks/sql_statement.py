@@ -114,6 +114,10 @@ class StatementGate:
         root = nodes[0][1]
         if root not in READ_ROOTS and root not in SESSION_ROOTS:
             raise readonly_refusal(f"{kind_name(root)} is not allowed")
+        if root == "Explain":  # what is explained must be a read too (node ids of some writes lack "Query")
+            explained = next((kind for depth, kind, _ in nodes if depth == 1 and kind != "Set"), "")
+            if explained not in READ_ROOTS:
+                raise readonly_refusal(f"EXPLAIN of {kind_name(explained) or 'nothing'} is not allowed")
         for depth, kind, rest in nodes:
             if kind == "Function":
                 name = rest.split(" ", 1)[0].lower()

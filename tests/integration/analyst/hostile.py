@@ -136,6 +136,8 @@ CORPUS: list[tuple[str, int]] = [
     ("DETACH TABLE t", R),
     ("EXPLAIN AST INSERT INTO t VALUES (1)", R),
     ("EXPLAIN SYNTAX DROP TABLE t", S),
+    ("EXPLAIN AST SYSTEM FLUSH LOGS", R),
+    ("EXPLAIN AST KILL QUERY WHERE 1", R),
 ]
 
 
