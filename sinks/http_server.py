@@ -202,11 +202,11 @@ class _Handler(BaseHTTPRequestHandler):
                 url.path == "/" and "query" not in params and (body is None or not body.has_body)):
             self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8",
                                        "X-Touchpoint-Store": engine.connection_string})
+            self._discard(body)
             return
         if url.path != "/":
             self._send(404, f"There is no handle {url.path}\n".encode(), {"Content-Type": "text/plain; charset=UTF-8"})
-            if body is not None:
-                body.discard()
+            self._discard(body)
             return
         started = time.perf_counter()
         try:
@@ -226,6 +226,12 @@ class _Handler(BaseHTTPRequestHandler):
             metrics.SINK_SQL_QUERIES.labels("ok").inc()
         finally:
             metrics.SINK_SQL_QUERY_SECONDS.observe(time.perf_counter() - started)
+
+    def _discard(self, body: BodyReader | None) -> None:
+        """Throw away a body the answer did not need; a body too long to discard quickly ends the connection."""
+        if body is not None and body.has_body:
+            body.discard()
+            self.close_connection = self.close_connection or body.has_body
 
     def _answer_refusal(self, exc: QueryError, body: BodyReader | None) -> None:
         """The error answer; a body the request still carries is discarded (bounded) and the connection closed,
