@@ -6,7 +6,8 @@ Used by the read-only HTTP interface (``http_server.py``) in the process that ow
 1. ``sql_statement.StatementGate``: the engine's own parser decides what the statement is (one statement, a
    read kind, allowed table functions only, no SETTINGS clause, no INTO OUTFILE); the engine's canonical text
    of the statement is what runs.
-2. ClickHouse's own ``readonly = 1`` on the handle, so whatever layer 1 might miss the engine refuses.
+2. ClickHouse's own ``readonly = 1`` on the handle, with ``ENGINE_GUARDS`` (the Python table function off, ...),
+   so whatever layer 1 might miss the engine refuses.
 3. Per-query limits (``sql_limits.QueryLimits``) set on the handle: time, result rows/bytes, memory; at most
    ``max_concurrent`` queries at once, one more is answered at once with code 202.
 
@@ -44,6 +45,14 @@ _CODE_RE = re.compile(r"Code: (\d+)")
 _NAME_RE = re.compile(r"\(([A-Z_]+)\)(?: \(version [^)]*\))?\.?\s*$")
 _TRAILING_FORMAT_RE = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _MARKER = "touchpoint-query:"
+# Engine-side guards set with readonly = 1 on every analyst handle (those this engine version knows): the Python
+# table function (chdb's window on this process's objects) and the experimental eval/ytsaurus table functions
+# off, no directories made for INTO OUTFILE, no introspection functions. Layer 2 behind the statement gate.
+ENGINE_GUARDS = {
+    "allow_python_table_function": "0", "allow_experimental_eval_table_function": "0",
+    "allow_experimental_ytsaurus_table_function": "0", "into_outfile_create_parent_directories": "0",
+    "allow_introspection_functions": "0",
+}
 _SETTING_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -123,11 +132,14 @@ class ReadOnlyEngine:
         try:
             version, tz = probe.query("SELECT version(), timezone()", "TabSeparated").bytes().decode().strip().split("\t")
             names = probe.query("SELECT lower(name) FROM system.table_functions", "TabSeparatedRaw").bytes().decode()
+            known = probe.query("SELECT name FROM system.settings WHERE name IN ({names:Array(String)})",
+                                "TabSeparatedRaw", params={"names": str(list(ENGINE_GUARDS))}).bytes().decode()
         finally:
             probe.close()
         self.version: str = version
         self.timezone: str = tz
         self._table_functions = frozenset(names.split())
+        self._guards = {name: value for name, value in ENGINE_GUARDS.items() if name in known.split()}
 
     def _connect(self) -> Any:
         try:
@@ -260,7 +272,7 @@ class ReadOnlyEngine:
                 if session is not None:
                     session.settings.update(statement.settings)
                 return QueryOutput(fmt, iter(()), False)
-            self._limit(conn, set(applied), then={"readonly": "1"})
+            self._limit(conn, set(applied), then={**self._guards, "readonly": "1"})
             if statement.kind == "UseQuery":
                 _run(conn, f"USE {quote_identifier(statement.database or '')}")
                 if session is not None:

@@ -327,6 +327,9 @@ def test_engine_readonly_refuses_writes_the_guard_would_let_through(store: Any, 
             engine.execute(sql)
         assert err.value.code == 164, (sql, err.value.text)
         assert "readonly mode" in err.value.text
+    with pytest.raises(readonly_engine.QueryError) as err:  # chdb's window on this process's Python objects
+        engine.execute("SELECT * FROM python(ENGINE_GUARDS)")
+    assert err.value.code == 446 and "allow_python_table_function" in err.value.text, err.value.text
     assert _state(store) == before
 
 
