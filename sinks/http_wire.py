@@ -203,8 +203,10 @@ class DisconnectWatch:
 
     def _watch(self) -> None:
         try:
+            poller = select.poll()  # not select(): the sink holds many files, and select() stops at fd 1024
+            poller.register(self._sock, select.POLLIN | select.POLLHUP | select.POLLERR)
             while not self._stop.is_set():
-                readable, _, _ = select.select([self._sock], [], [], self._interval)
+                readable = poller.poll(self._interval * 1000)
                 if not readable or self._stop.is_set():
                     continue
                 try:

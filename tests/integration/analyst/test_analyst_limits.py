@@ -148,15 +148,15 @@ def test_an_abandoned_query_stops_using_cpu(ports: Ports, mode: str) -> None:
     sock = socket.create_connection(("127.0.0.1", ports.roomy.port))
     sock.sendall(f"GET /?{urlencode(params)} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     wait_until(lambda: _running(ports.owner, f"AS {mode}") == 1, timeout=10, what="the heavy query runs")
-    time.sleep(0.3)  # let it take the CPU  # noqa: sleep-ok (a workload duration, not synchronisation)
+    time.sleep(0.3)  # a workload duration (the query busy on the CPU), not synchronisation
     sock.close()
     closed = time.monotonic()
     wait_until(lambda: _running(ports.owner, f"AS {mode}") == 0, timeout=2.0, what="the abandoned query stops")
     stopped = time.monotonic() - closed
     # CPU of this process (which hosts the port and the engine) over the last 0.5 s of the 2 s allowed
-    time.sleep(max(0.0, closed + 1.5 - time.monotonic()))  # noqa: sleep-ok (waits for the measuring window)
+    time.sleep(max(0.0, closed + 1.5 - time.monotonic()))  # to the start of the measuring window
     cpu, wall = time.process_time(), time.monotonic()
-    time.sleep(0.5)  # noqa: sleep-ok (the window CPU use is measured over)
+    time.sleep(0.5)  # the window CPU use is measured over
     busy = (time.process_time() - cpu) / (time.monotonic() - wall)
     print(f"{mode}: abandoned query gone {stopped * 1000:.0f} ms after the client left; CPU 1.5-2.0 s after: "
           f"{busy * 100:.0f} % of a core")
