@@ -4,9 +4,11 @@
 - ``chdb:///path`` (embedded): the engine belongs to one process at a time. If a sink/run process owns it, its
   read-only SQL port (``settings.sink_sql_port``) answers ``/ping`` naming that store, and we go through it with
   clickhouse-connect's HTTP client. Otherwise the path is opened directly in this process, read-only
-  (``ReadOnlyEngine``: statement guard + ClickHouse ``readonly = 1``).
+  (``ReadOnlyEngine``: the engine's parser judges the statement, then ClickHouse ``readonly = 1`` and limits).
 
-Every statement is checked by ``sql_guard.check_read_only`` before it leaves this process, whichever the route.
+The embedded routes share one path (``ReadOnlyEngine``, also behind the port). On a ClickHouse server the
+statement is judged by the same gate (``sql_statement.StatementGate``, ClickHouse's parser in an in-memory
+embedded engine) and its canonical text runs with ``readonly = 1``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from touchpoint.errors import ConfigError, PermanentError, StoreUnavailableError
-from touchpoint.sinks.readonly_engine import QueryError, ReadOnlyEngine, as_query_error
-from touchpoint.sinks.sql_guard import ReadOnlyViolation, check_read_only
+from touchpoint.sinks.readonly_engine import QueryError, ReadOnlyEngine, as_query_error, parser_gate
+from touchpoint.sinks.sql_guard import ReadOnlyViolation
+from touchpoint.sinks.sql_limits import QueryLimits
+from touchpoint.sinks.sql_statement import StatementGate
 
 _SERVER_RESPONSE = re.compile(r"server response: (.*?)(?: \(for url [^)]*\))?$", re.DOTALL)
 
@@ -38,22 +42,30 @@ class AnalystAccess:
     """A read-only route to the store: ``raw(sql, fmt)`` returns the engine's bytes; ``client`` is a
     clickhouse-connect client for library code such as ``report.build_report``; ``via`` says which route."""
 
-    def __init__(self, via: str, database: str, client: Any = None, engine: ReadOnlyEngine | None = None) -> None:
+    def __init__(self, via: str, database: str, client: Any = None, engine: ReadOnlyEngine | None = None,
+                 gate: StatementGate | None = None) -> None:
         self.via = via
         self.database = database
         self.client = client
         self._engine = engine
+        self._gate = gate
 
     def raw(self, sql: str, fmt: str = "TabSeparated") -> bytes:
         """Run one read-only statement; its output in ``fmt`` (a FORMAT clause in ``sql`` wins). Raises QueryError."""
-        try:
-            check_read_only(sql)
-        except ReadOnlyViolation as exc:
-            raise as_query_error(exc) from exc
         if self._engine is not None:
             return self._engine.execute(sql, default_format=fmt, database=self.database).read_all()
+        settings: dict[str, Any] = {}
+        if self._gate is not None:  # a ClickHouse server: judged here, run read-only there
+            try:
+                sql = self._gate.classify(sql).canonical
+            except ReadOnlyViolation as exc:
+                raise as_query_error(exc) from exc
+            settings = {"readonly": 1}
         try:
-            return bytes(self.client.raw_query(sql, fmt=fmt))
+            # The format goes as the default (a header), not appended to the statement: a FORMAT clause in the
+            # statement wins, and the statement the port or server judges is the one the analyst wrote.
+            return bytes(self.client.raw_query(sql, settings=settings or None,
+                                               transport_settings={"X-ClickHouse-Format": fmt}))
         except Exception as exc:  # noqa: BLE001 - turned into the server's own message
             raise client_error(exc) from exc
 
@@ -130,7 +142,7 @@ def open_access(settings: Any) -> AnalystAccess:
             if isinstance(err, QueryError) and err.code == 81:
                 raise _missing(f"database {database} does not exist on {settings.redacted()['clickhouse_dsn']}") from exc
             raise err from exc
-        return AnalystAccess(settings.redacted()["clickhouse_dsn"], database, client=client)
+        return AnalystAccess(settings.redacted()["clickhouse_dsn"], database, client=client, gate=parser_gate())
 
     from clickhouse_connect.driver._chdbclient import build_connection_string
 
@@ -152,7 +164,7 @@ def open_access(settings: Any) -> AnalystAccess:
     if not (store / "metadata").is_dir():
         raise _missing(f"there is no ClickHouse store at {store}")
     try:
-        engine = ReadOnlyEngine(connection_string, database)
+        engine = ReadOnlyEngine(connection_string, database, limits=QueryLimits.from_settings(settings))
     except QueryError as exc:
         raise StoreUnavailableError(
             f"the store at {store} is in use by {_lock_holder(store)}, and no read-only SQL port answers on "

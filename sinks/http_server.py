@@ -14,8 +14,14 @@ with ``enable_http_compression=1`` and ``Accept-Encoding`` (gzip, deflate, zstd,
 buffers the whole result, otherwise stream-safe formats stream with chunked encoding; ``/ping`` and ``GET /``
 answer ``Ok.``. Response headers: ``X-ClickHouse-Query-Id``, ``-Format``, ``-Timezone``, ``-Summary``,
 ``-Server-Display-Name``; errors carry ``X-ClickHouse-Exception-Code`` and the exception text in the body with
-ClickHouse's status mapping (400 syntax/bad arguments, 404 unknown table/database/function, 500 otherwise) and
+ClickHouse's status mapping (400 syntax/bad arguments, 404 unknown table/database/function, 413 query too
+large, 500 otherwise, including 159 time limit, 396 result limit, 241 memory limit and 202 too many queries) and
 403 for everything refused as a write. The output bytes are the engine's own: nothing is re-encoded.
+
+What a statement is, is decided by the engine's parser (``sql_statement.py``), and a write is refused from its
+statement alone: a URL statement that parses as a write is refused before its body is read, and a body is
+read only up to ``sink_sql_max_query_bytes`` decoded bytes. Per-query limits, the bound on concurrent queries
+and cancellation of a query whose client went away: ``readonly_engine.py`` and ``sql_limits.py``.
 
 Not supported (answered with a clear error): external data tables, ClickHouse-native block compression
 (``compress=1``/``decompress=1``), inserts of any kind. Logins: ``port_auth.py`` (with no users configured,
@@ -36,10 +42,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from touchpoint import metrics
 from touchpoint.errors import ConfigError
-from touchpoint.sinks.http_wire import codec_available, decode_body, encode_body, form_fields, http_status
+from touchpoint.sinks.http_wire import BodyReader, DisconnectWatch, codec_available, encode_body, form_fields, http_status
+from touchpoint.sinks.readonly_engine import QueryError, QueryOutput, ReadOnlyEngine, as_query_error, new_token
+from touchpoint.sinks.sql_limits import QueryLimits
 from touchpoint.sinks.port_auth import PortAccess, redact
-from touchpoint.sinks.readonly_engine import QueryError, QueryOutput, ReadOnlyEngine, as_query_error
-from touchpoint.sinks.sql_guard import ReadOnlyViolation, refuse_write_head
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,10 @@ TRANSPORT_PARAMS = frozenset({
     "readonly", "max_query_size",
 })
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# How much of an oversized body is parsed to tell an INSERT (refused as a write) from a too-large query: an
+# INSERT's statement comes first and is short; parsing more would only spend the sink's memory on a refusal.
+_STATEMENT_HEAD_CHARS = 64 * 1024
+REFUSAL_CODES = frozenset({164, 497})  # counted as "refused" on /metrics: writes and forbidden settings
 _CONTENT_TYPES = {
     "TabSeparated": "text/tab-separated-values; charset=UTF-8", "TSV": "text/tab-separated-values; charset=UTF-8",
     "CSV": "text/csv; charset=UTF-8; header=absent", "CSVWithNames": "text/csv; charset=UTF-8; header=present",
@@ -119,14 +129,15 @@ def engine_connection_string(client: Any) -> str:
 
 
 def serve_readonly(client: Any, host: str | int = "127.0.0.1", port: int | None = None, *, database: str | None = None,
-                   settings: Any = None, max_concurrent: int = 4) -> ReadOnlySQLServer:
+                   settings: Any = None) -> ReadOnlySQLServer:
     """Start the read-only ClickHouse HTTP interface over the embedded store ``client`` uses; return the running
     server (``server.port``, ``server.url``, ``server.close()``).
 
     ``client`` is the owner's clickhouse-connect chdb client (or a sink ``Store`` holding one, or a zero-argument
     factory returning one); only its engine path is used: requests run on their own handles. ``port`` defaults
     to ``settings.sink_sql_port`` (0 picks a free port); ``database`` (the default database of requests that name
-    none) to ``settings.clickhouse_database``. Binds to loopback only: ``host`` must be a loopback address.
+    none) to ``settings.clickhouse_database``; the per-query limits come from ``settings.sink_sql_*``. Binds to
+    loopback only: ``host`` must be a loopback address.
     """
     if settings is None:
         from touchpoint.config import get_settings
@@ -146,7 +157,7 @@ def serve_readonly(client: Any, host: str | int = "127.0.0.1", port: int | None 
     database = database or getattr(client, "database", None)
     if not database or database == "default":
         database = settings.clickhouse_database
-    engine = ReadOnlyEngine(engine_connection_string(raw_client), database, max_concurrent=max_concurrent)
+    engine = ReadOnlyEngine(engine_connection_string(raw_client), database, limits=QueryLimits.from_settings(settings))
     try:
         server = ReadOnlySQLServer(engine, host, settings.sink_sql_port if port is None else port, access)
     except OSError as exc:
@@ -181,61 +192,96 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, b"", {"Content-Type": "text/html; charset=UTF-8"}, head_only=True)
 
     def _dispatch(self, with_body: bool) -> None:
+        """One request, in order: route; read the statement (URL ``query``, then the body, bounded); run it
+        read-only while watching for the client to go away; answer. Every refusal is a ClickHouse error."""
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
+        engine = self.server.engine
         try:
-            body = self._read_body() if with_body else b""
+            body = BodyReader(self.rfile, self.headers, engine.limits.max_query_bytes) if with_body else None
         except QueryError as exc:
+            self.close_connection = True
             self._send_error(exc)
             return
-        if url.path in ("/ping", "/replicas_status") or (url.path == "/" and "query" not in params and not body):
+        if url.path in ("/ping", "/replicas_status") or (
+                url.path == "/" and "query" not in params and (body is None or not body.has_body)):
             self._send(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8",
-                                       "X-Touchpoint-Store": self.server.engine.connection_string})
+                                       "X-Touchpoint-Store": engine.connection_string})
+            self._discard(body)
             return
         if url.path != "/":
             self._send(404, f"There is no handle {url.path}\n".encode(), {"Content-Type": "text/plain; charset=UTF-8"})
+            self._discard(body)
             return
         started = time.perf_counter()
         try:
-            self._query(params, body)
+            params, sql = self._statement(params, body)
+            self._query(params, sql)
         except QueryError as exc:
-            metrics.SINK_SQL_QUERIES.labels("refused" if exc.code in (164, 497) else "error").inc()
-            self._send_error(exc)
+            metrics.SINK_SQL_QUERIES.labels("refused" if exc.code in REFUSAL_CODES else "error").inc()
+            self._answer_refusal(exc, body)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away; nothing to answer
         except Exception as exc:  # noqa: BLE001 - a bug or bad request detail: answered, logged, never silent
             log.exception("read-only SQL port: request failed")
             metrics.SINK_SQL_QUERIES.labels("error").inc()
-            self._send_error(QueryError(f"Code: 1001. DB::Exception: {type(exc).__name__}: {exc}. (STD_EXCEPTION)",
-                                        1001, "STD_EXCEPTION"))
+            self._answer_refusal(QueryError(f"Code: 1001. DB::Exception: {type(exc).__name__}: {exc}. "
+                                            "(STD_EXCEPTION)", 1001, "STD_EXCEPTION"), body)
         else:
             metrics.SINK_SQL_QUERIES.labels("ok").inc()
         finally:
             metrics.SINK_SQL_QUERY_SECONDS.observe(time.perf_counter() - started)
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
-            body = b"".join(parts)
-        else:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        encoding = (self.headers.get("Content-Encoding") or "").lower()
-        return decode_body(body, encoding) if body and encoding not in ("", "identity") else body
+    def _discard(self, body: BodyReader | None) -> None:
+        """Throw away a body the answer did not need; a body too long to discard quickly ends the connection."""
+        if body is not None and body.has_body:
+            body.discard()
+            self.close_connection = self.close_connection or body.has_body
+
+    def _answer_refusal(self, exc: QueryError, body: BodyReader | None) -> None:
+        """The error answer; a body the request still carries is discarded (bounded) and the connection closed,
+        so a client still sending rows (an insert) reads the refusal instead of a reset connection."""
+        if body is not None and body.has_body:
+            self.close_connection = True
+        try:
+            self._send_error(exc)
+            if body is not None and body.has_body:
+                body.discard()
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    # ---- the statement --------------------------------------------------------------------------
+    def _statement(self, params: dict[str, str], body: BodyReader | None) -> tuple[dict[str, str], str]:
+        """The request's parameters and its statement text, as ClickHouse forms it: the URL ``query``, then a
+        newline, then the body (or the ``query`` field of a multipart form).
+
+        A write is refused from its statement alone: a URL statement that the engine parses as a write is
+        refused before one body byte is read (its body is an INSERT's rows), and a body is read at most
+        ``max_query_bytes`` decoded bytes far; when it is longer, that head is judged (an INSERT's statement
+        comes first, its rows after) and anything else is refused as too large (229), never read whole.
+        """
+        engine = self.server.engine
+        query = params.get("query", "")
+        if body is None or not body.has_body:
+            return params, query
+        if query:
+            engine.refuse_if_write(query)
+        head, complete = body.read()
+        content_type = self.headers.get("Content-Type", "")
+        if content_type.startswith("multipart/form-data"):
+            if not complete:
+                raise as_query_error(engine.limits.query_too_large(len(head) + 1))
+            params = {**params, **form_fields(content_type, head)}
+            return params, params.get("query", "")
+        text = head.decode("utf-8", errors="replace")
+        sql = f"{query}\n{text}" if query else text
+        if not complete:
+            engine.refuse_if_write(sql[:_STATEMENT_HEAD_CHARS])
+            raise as_query_error(engine.limits.query_too_large(len(head) + 1))
+        return params, sql
 
     # ---- queries --------------------------------------------------------------------------------
-    def _query(self, params: dict[str, str], body: bytes) -> None:
-        content_type = self.headers.get("Content-Type", "")
-        if body and content_type.startswith("multipart/form-data"):
-            params = {**params, **form_fields(content_type, body)}
-            body = b""
+    def _query(self, params: dict[str, str], query: str) -> None:
         if any(name.endswith("_structure") or name.endswith("_types") for name in params):
             raise QueryError("Code: 48. DB::Exception: external data tables are not supported by this read-only "
                              "interface. (NOT_IMPLEMENTED)", 48, "NOT_IMPLEMENTED")
@@ -243,17 +289,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise QueryError("Code: 48. DB::Exception: ClickHouse-native block compression (compress=1) is not "
                              "supported; use HTTP compression (enable_http_compression=1). (NOT_IMPLEMENTED)",
                              48, "NOT_IMPLEMENTED")
-        if params.get("readonly") == "0":
+        if params.get("readonly") not in (None, "", "1"):
             raise QueryError("Code: 164. DB::Exception: Cannot modify 'readonly' setting in readonly mode. (READONLY)",
                              164, "READONLY")
-        query = params.get("query", "")
-        if body:
-            if query:
-                try:
-                    refuse_write_head(query)
-                except ReadOnlyViolation as exc:
-                    raise as_query_error(exc) from exc
-            query = f"{query}\n{body.decode('utf-8', errors='replace')}" if query else body.decode("utf-8", errors="replace")
         settings = {k: v for k, v in params.items() if k not in TRANSPORT_PARAMS and not k.startswith("param_")}
         bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
         database = params.get("database") or self.headers.get("X-ClickHouse-Database") or None
@@ -262,21 +300,24 @@ class _Handler(BaseHTTPRequestHandler):
         session_timeout = float(params.get("session_timeout") or 60)
         query_id = params.get("query_id") or str(uuid.uuid4())
         buffered = params.get("wait_end_of_query") == "1" or params.get("enable_http_compression") == "1"
-        output = self.server.engine.execute(
-            query, default_format=default_format, database=database, settings=settings, params=bind,
-            session_id=params.get("session_id") or None, session_timeout=session_timeout, stream=not buffered,
-        )
-        headers = self._result_headers(output, query_id)
-        if buffered:
-            data = output.read_all()
-            headers["X-ClickHouse-Summary"] = json.dumps(_summary(output, len(data)))
-            encoding = self._response_encoding(params)
-            if encoding and data:
-                data = encode_body(data, encoding)
-                headers["Content-Encoding"] = encoding
-            self._send(200, data, headers)
-        else:
-            self._send_stream(output, headers)
+        token = new_token()
+        with DisconnectWatch(self.connection, lambda: self.server.engine.cancel(token)):
+            output = self.server.engine.execute(
+                query, default_format=default_format, database=database, settings=settings, params=bind,
+                session_id=params.get("session_id") or None, session_timeout=session_timeout, stream=not buffered,
+                token=token,
+            )
+            headers = self._result_headers(output, query_id)
+            if buffered:
+                data = output.read_all()
+                headers["X-ClickHouse-Summary"] = json.dumps(_summary(output, len(data)))
+                encoding = self._response_encoding(params)
+                if encoding and data:
+                    data = encode_body(data, encoding)
+                    headers["Content-Encoding"] = encoding
+                self._send(200, data, headers)
+            else:
+                self._send_stream(output, headers)
 
     def _result_headers(self, output: QueryOutput, query_id: str) -> dict[str, str]:
         headers = {
@@ -349,3 +390,4 @@ def _summary(output: QueryOutput, result_bytes: int) -> dict[str, str]:
     return {"read_rows": output.summary.get("read_rows", "0"), "read_bytes": output.summary.get("read_bytes", "0"),
             "written_rows": "0", "written_bytes": "0", "total_rows_to_read": "0", "result_rows": "0",
             "result_bytes": str(result_bytes), "elapsed_ns": output.summary.get("elapsed_ns", "0")}
+

@@ -144,6 +144,14 @@ class Settings(BaseSettings):
     sink_sql_port: int = Field(8124, description="Read-only ClickHouse HTTP interface over the embedded store (0 disables).")
     sink_sql_host: str = Field("127.0.0.1", description="Address of the read-only SQL port; anything but loopback needs TOUCHPOINT_SINK_SQL_USERS.")
     sink_sql_users: SecretStr | None = Field(None, description="Users of the read-only SQL port: name:sha256:<hex>[:db,...] or name:pbkdf2:<iter>:<salt>:<hex>[:db,...], ';'-separated (sinks/port_auth.py). Unset: no login, loopback only.")
+    # Limits of every analyst query (read-only SQL port and `touchpoint query`): an analyst may lower them
+    # per query or session, never raise them.
+    sink_sql_max_execution_seconds: float = Field(60.0, gt=0, description="Longest an analyst query may run before ClickHouse stops it (max_execution_time, code 159).")
+    sink_sql_max_result_rows: int = Field(10_000_000, ge=1, description="Most rows an analyst query may return (max_result_rows, code 396).")
+    sink_sql_max_result_bytes: int = Field(1 << 30, ge=1, description="Most bytes an analyst query may return, uncompressed (max_result_bytes, code 396).")
+    sink_sql_max_memory_bytes: int = Field(1 << 30, ge=1, description="Most memory one analyst query may use (max_memory_usage, code 241).")
+    sink_sql_max_concurrent: int = Field(4, ge=1, description="Analyst queries running at once; one more is answered at once with code 202 (TOO_MANY_SIMULTANEOUS_QUERIES).")
+    sink_sql_max_query_bytes: int = Field(1 << 20, ge=1024, description="Largest statement / request body, also after decompression (code 229, QUERY_IS_TOO_LARGE, HTTP 413).")
     sink_resume_from_store: bool = Field(
         True,
         description="On partition assignment, skip records whose offset is already stored (the store's highest "

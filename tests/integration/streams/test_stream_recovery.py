@@ -96,7 +96,9 @@ def uninterrupted(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 
 def test_sigkill_at_random_points_then_restart_gives_the_uninterrupted_result(
         pipeline_factory: Any, uninterrupted: tuple[dict[str, Any], dict[Any, Any]]) -> None:
-    rnd = random.Random()
+    seed = random.SystemRandom().randrange(2**32)
+    print(f"kill delays drawn with seed {seed} (replay: set it here)")  # shown with the output of a failing run
+    rnd = random.Random(seed)
     events = _events()
     p: Pipeline = pipeline_factory(PARTITIONS)
     chunks = [events[: len(events) // 3], events[len(events) // 3: 2 * len(events) // 3], events[2 * len(events) // 3:]]
