@@ -68,8 +68,9 @@ def funnel_chart(report: dict[str, Any]) -> str:
     jf = report["journey_funnel"]
     return bar_chart([(r["label"], float(r["customers"]),
                        f'{r["customers"]:,} ({format_number(r["pct_of_first"], 1, "%")})') for r in jf["rows"]],
-                     f'Funnel: {" → ".join(r["label"].lower() for r in jf["rows"]) or "too few event types"} '
-                     f'(customers, {jf["window_days"]:g} d)')
+                     # The steps are the bars' labels; a title listing them all would run past the chart.
+                     (f'Funnel ({len(jf["rows"])} steps, customers, {jf["window_days"]:g} d)' if jf["rows"]
+                      else "Funnel (too few event types)"))
 
 
 def render_html(report: dict[str, Any]) -> str:
