@@ -3,12 +3,12 @@
 Sources, highest priority first: environment variables (prefix ``TOUCHPOINT_``; ``KAFKA_BOOTSTRAP_SERVERS``
 and ``CLICKHOUSE_DSN`` are also read unprefixed), then a TOML config file (``TOUCHPOINT_CONFIG`` or
 ``./touchpoint.toml``), then the defaults below, which run everything locally with nothing installed.
-Nothing else in the code base reads ``os.environ`` for configuration.
+Nothing else in the code base (but ``touchpoint.config_sources``, which names where a bad value came from) reads
+``os.environ`` for configuration.
 """
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -16,13 +16,14 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr, ValidationError as PydanticValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from touchpoint.errors import ConfigError
+from touchpoint.config_sources import check_variable_pairs, config_file, describe
+from touchpoint.errors import SettingsError
 
 LOCAL_BOOTSTRAP = "127.0.0.1:19092"
 
 
 def _config_file() -> Path:
-    return Path(os.environ.get("TOUCHPOINT_CONFIG", "touchpoint.toml"))
+    return config_file()
 
 
 class Settings(BaseSettings):
@@ -54,7 +55,10 @@ class Settings(BaseSettings):
 
     # --- topics ------------------------------------------------------------------------------
     topic_prefix: str = Field("touchpoint", description="Prefix of every topic the pipeline uses.")
-    topic_partitions: int = Field(4, ge=1, description="Partitions of the pipeline topics (created by `touchpoint topics create`).")
+    topic_partitions: int = Field(
+        4, ge=1, le=10_000,
+        description="Partitions of the pipeline topics (created by `touchpoint topics create`); at most 10,000, as every partition costs the broker files and memory.",
+    )
     topic_replication: int = Field(1, ge=1, description="Replication factor of the pipeline topics.")
 
     # --- producer ------------------------------------------------------------------------------
@@ -101,6 +105,18 @@ class Settings(BaseSettings):
         allowed = {"none", "gzip", "snappy", "lz4", "zstd"}
         if value not in allowed:
             raise ValueError(f"must be one of {sorted(allowed)}")
+        return value
+
+    @field_validator("clickhouse_dsn")
+    @classmethod
+    def _dsn_scheme(cls, value: SecretStr) -> SecretStr:
+        # Checked here, not per command: every command (query, report, sink, run) refuses the same mistake.
+        raw = value.get_secret_value()
+        if raw and not raw.startswith(("chdb://", "http://", "https://")):
+            raise ValueError(
+                "is not a ClickHouse address: use chdb:///absolute/path for the embedded engine or "
+                "http(s)://user:password@host:8123 for a server (or leave it unset for the embedded store under data_dir)"
+            )
         return value
 
     @classmethod
@@ -187,17 +203,16 @@ def _redact_dsn(dsn: str) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning pydantic's errors into a ConfigError that names the setting and its variable."""
+    """Build settings; every mistake is a one-line SettingsError (a ConfigError) naming the setting, its source (variable, or file and
+    line) and what to do. An explicit TOUCHPOINT_CONFIG must be a TOML file; both variables of a pair
+    (KAFKA_BOOTSTRAP_SERVERS / TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS, CLICKHOUSE_DSN / TOUCHPOINT_CLICKHOUSE_DSN) may be
+    set only to the same value."""
+    check_variable_pairs()
+    config = _config_file()
     try:
         return Settings(**overrides)
     except PydanticValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "?"
-            problems.append(f"{name} (env TOUCHPOINT_{name.upper()}): {err['msg']}")
-        raise ConfigError(
-            "bad configuration: " + "; ".join(problems) + f". Fix the environment variable or {_config_file()}."
-        ) from exc
+        raise SettingsError(describe(exc.errors(), config, _redact_dsn)) from None
 
 
 @lru_cache(maxsize=1)

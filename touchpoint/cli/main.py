@@ -1,6 +1,6 @@
 """Entry point of the `touchpoint` command: composes the per-area command modules.
 
-Exit codes scripts can trust: 0 ok, 1 failure (the message says what to do), 2 usage error.
+Exit codes scripts can trust: 0 ok, 1 failure (the message says what to do), 2 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 import typer
 from rich.console import Console
 
-from touchpoint.errors import TouchpointError
+from touchpoint.errors import SettingsError, TouchpointError
 
 from touchpoint.cli import broker, demo, produce, query, run, schemas_cmd, simulate, sink, topics, worker, bench
 
@@ -49,6 +49,11 @@ def main() -> None:
         result = app(standalone_mode=False)
         if isinstance(result, int) and result:
             sys.exit(result)
+    except SettingsError as exc:  # a mistake in the settings is a usage error: exit 2, like a bad option
+        from rich.markup import escape
+
+        _err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except TouchpointError as exc:
         _err.print(f"[bold red]error:[/bold red] {exc}")
         sys.exit(1)
