@@ -15,6 +15,7 @@ from touchpoint.sinks.report import format_minor as _minor
 from touchpoint.sinks.report import format_money as _money
 from touchpoint.sinks.report import format_number as _fmt
 from touchpoint.sinks.report import format_rate as _pct
+from touchpoint.sinks.report_quality import quality_html
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#1d2330;padding:0 16px}
@@ -153,6 +154,7 @@ ratios are ratios of sums, never averages of averages</div>
 <h2>Top journey paths</h2>{_table(("path", "journeys", "converted", "conversion"), path_rows, (False, True, True, True))}
 <h2>Email</h2>{_table(("campaign", "sent", "opened", "clicked", "open rate", "CTR"), email_rows,
                       (False, True, True, True, True, True))}
+{quality_html(report)}
 </body></html>
 """
 

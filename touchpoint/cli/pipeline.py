@@ -216,13 +216,18 @@ class StatusCollector:
             ("worker_lag", lambda: self.lag(self._worker, s.events_topic)),
             ("sink_lag", lambda: self.lag(self._sink, s.events_topic)),
             ("processed", self.processed),
-            ("in_store", lambda: int(self.store.scalar(f"SELECT count() FROM {s.clickhouse_database}.touchpoints"))),
+            ("in_store", lambda: int(self.store.scalar(in_store_sql(s.clickhouse_database)))),
         ):
             try:
                 setattr(st, name, fn())
             except Exception as exc:  # noqa: BLE001 - a status figure whose source is not up yet shows as '-'
                 st.note = f"{name}: {str(exc)[:80]}"
         return st
+
+
+def in_store_sql(database: str) -> str:
+    """Distinct events in the store: FINAL collapses the copies a re-send or a replay inserted (as the report does)."""
+    return f"SELECT count() FROM {database}.touchpoints FINAL"
 
 
 def log_dir(settings: Settings) -> Path:
