@@ -99,6 +99,18 @@ class Settings(BaseSettings):
         None, description="TEST SEAM ONLY: directory of flag files that make the sink fail on purpose (see sinks/store.py)."
     )
 
+    # --- touchpoint run (supervision of the stages) ------------------------------------------------
+    run_crash_limit: int = Field(
+        5, ge=1, description="`touchpoint run` stops when one stage crashes this many times within run_crash_window_seconds."
+    )
+    run_crash_window_seconds: float = Field(
+        60.0, gt=0, description="Window of the crash budget: crashes longer ago are forgotten (a stage killed every 30 s runs on)."
+    )
+    run_restart_backoff_seconds: float = Field(
+        1.0, ge=0, description="Wait before restarting a crashed stage; doubles with each further crash inside the window."
+    )
+    run_restart_backoff_max_seconds: float = Field(30.0, ge=0, description="Longest wait before restarting a crashed stage.")
+
     @field_validator("producer_compression")
     @classmethod
     def _compression(cls, value: str) -> str:

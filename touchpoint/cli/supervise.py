@@ -4,23 +4,35 @@ Each stage runs as the same command production uses (`touchpoint worker`, `touch
 session (so a terminal's Ctrl-C reaches only the supervisor, which then stops the children in order), with
 its output in a log file under ``<data_dir>/logs``. Stopping sends SIGTERM, waits, and only then SIGKILLs:
 the worker and sink commit offsets only after their work is durable, so a stop loses nothing and a restart
-continues from the committed offsets. A child that dies on its own is restarted with backoff, a few times.
+continues from the committed offsets.
+
+A child that dies on its own is restarted like a service manager does (``RestartPolicy``): after a backoff that
+starts at ``run_restart_backoff_seconds`` and doubles with each crash still inside the crash window (capped at
+``run_restart_backoff_max_seconds``). The crash budget is counted in that window: ``run_crash_limit`` crashes of
+one stage within ``run_crash_window_seconds`` (defaults: 5 within 60 s) stop the run with the reason
+(``CrashBudgetExceeded``); crashes older than the window are forgotten, so a stage killed every 30 s runs forever.
+Each exit's reason (exit code, or the signal that killed it) goes to the run's output, the stage's log, and the
+status (``Supervisor.stage_notes``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 from touchpoint.errors import TouchpointError
+
+log = logging.getLogger("touchpoint.run")
 
 # `python -c` instead of the console script: works in any venv without relying on PATH.
 _ENTRY = "import sys; sys.argv[0] = 'touchpoint'; from touchpoint.cli.main import main; main()"
@@ -38,6 +50,45 @@ class ChildSpec:
     name: str
     args: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
+    argv: tuple[str, ...] | None = None  # a command to run instead of `touchpoint <args>` (tests)
+
+    def command(self) -> list[str]:
+        return list(self.argv) if self.argv is not None else touchpoint_command(*self.args)
+
+
+class CrashBudgetExceeded(TouchpointError):
+    """One stage crashed ``crash_limit`` times within the crash window: restarting it again would not help."""
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When a crashed stage is restarted, and when the run gives up (see the module docstring)."""
+
+    crash_limit: int = 5
+    window_seconds: float = 60.0
+    backoff_seconds: float = 1.0
+    backoff_max_seconds: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> RestartPolicy:
+        return cls(settings.run_crash_limit, settings.run_crash_window_seconds, settings.run_restart_backoff_seconds,
+                   settings.run_restart_backoff_max_seconds)
+
+    def backoff(self, recent_crashes: int) -> float:
+        """Wait before the next start, given the crashes inside the window (this one included)."""
+        return float(min(self.backoff_max_seconds, self.backoff_seconds * 2 ** max(0, recent_crashes - 1)))
+
+
+def exit_reason(code: int | None) -> str:
+    """``exit code 3`` or ``killed by SIGKILL`` (Popen reports a signal as a negative code)."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 @dataclass
@@ -48,6 +99,9 @@ class Child:
     restarts: int = 0
     last_start: float = 0.0
     log: IO[bytes] | None = None
+    crashes: deque[float] = field(default_factory=deque)  # monotonic times of the crashes inside the window
+    last_exit: str | None = None
+    restart_at: float | None = None  # set while the child waits out its backoff
 
     @property
     def alive(self) -> bool:
@@ -57,10 +111,10 @@ class Child:
 class Supervisor:
     """Starts, watches and stops the pipeline's processes. Use as a context manager: leaving stops everything."""
 
-    def __init__(self, specs: list[ChildSpec], log_dir: Path, max_restarts: int = 3) -> None:
+    def __init__(self, specs: list[ChildSpec], log_dir: Path, policy: RestartPolicy | None = None) -> None:
         self.children = [Child(spec, log_dir / f"{spec.name}.log") for spec in specs]
         self.log_dir = log_dir
-        self.max_restarts = max_restarts
+        self.policy = policy or RestartPolicy()
 
     def start(self) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -74,29 +128,66 @@ class Supervisor:
         child.log.flush()
         env = {**os.environ, **child.spec.env, "PYTHONUNBUFFERED": "1"}
         child.proc = subprocess.Popen(
-            touchpoint_command(*child.spec.args), env=env, stdout=child.log, stderr=subprocess.STDOUT,
+            child.spec.command(), env=env, stdout=child.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         child.last_start = time.monotonic()
 
     def check(self) -> list[str]:
-        """Restart children that died (with backoff); return what happened. Raises when one keeps dying."""
+        """Notice children that died, restart them after their backoff; return what happened (one note per event).
+
+        Raises ``CrashBudgetExceeded`` when a child crashed ``crash_limit`` times within the crash window.
+        """
         notes = []
+        policy = self.policy
         for child in self.children:
             if child.proc is None or child.alive:
                 continue
-            code = child.proc.returncode
-            if child.restarts >= self.max_restarts:
-                raise TouchpointError(
-                    f"{child.spec.name} exited with code {code} {child.restarts + 1} times; "
-                    f"see its log: {child.log_path}"
-                )
-            if time.monotonic() - child.last_start < 2.0 * (child.restarts + 1):
-                continue  # backoff: wait a little before the next attempt
-            child.restarts += 1
-            notes.append(f"{child.spec.name} exited with code {code}; restarting ({child.restarts}/{self.max_restarts})")
-            self._spawn(child)
+            now = time.monotonic()
+            name = child.spec.name
+            if child.restart_at is None:  # a new exit
+                child.last_exit = exit_reason(child.proc.returncode)
+                child.crashes.append(now)
+                while child.crashes and now - child.crashes[0] > policy.window_seconds:
+                    child.crashes.popleft()
+                recent = len(child.crashes)
+                self._log_line(child, f"exited: {child.last_exit} ({recent} crash(es) in the last {policy.window_seconds:g}s)")
+                if recent >= policy.crash_limit:
+                    message = (
+                        f"{name} crashed {recent} times within {policy.window_seconds:g}s (limit {policy.crash_limit}: "
+                        f"TOUCHPOINT_RUN_CRASH_LIMIT / TOUCHPOINT_RUN_CRASH_WINDOW_SECONDS), last exit: {child.last_exit}; "
+                        f"stopping the pipeline. See the stage's log: {child.log_path}"
+                    )
+                    log.error(message)
+                    raise CrashBudgetExceeded(message)
+                delay = policy.backoff(recent)
+                child.restart_at = now + delay
+                note = (f"{name} exited ({child.last_exit}); restarting in {delay:g}s "
+                        f"({recent} of {policy.crash_limit} crashes allowed within {policy.window_seconds:g}s)")
+                log.warning(note)
+                notes.append(note)
+            elif now >= child.restart_at:
+                child.restart_at = None
+                child.restarts += 1
+                self._spawn(child)
+                notes.append(f"{name} restarted (restart {child.restarts}; last exit: {child.last_exit})")
         return notes
+
+    def stage_notes(self) -> dict[str, str]:
+        """What the supervisor knows about each stage, for the status: restarts, the last exit's reason, a backoff."""
+        out = {}
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is not None:
+                out[child.spec.name] = f"restarting in {max(0.0, child.restart_at - now):.0f}s after {child.last_exit}"
+            elif child.restarts:
+                out[child.spec.name] = f"restarted {child.restarts}x, last exit: {child.last_exit}"
+        return out
+
+    def _log_line(self, child: Child, text: str) -> None:
+        if child.log is not None:
+            child.log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n".encode())
+            child.log.flush()
 
     def stop(self, timeout: float = 60.0) -> dict[str, int | None]:
         """SIGTERM every child, wait up to `timeout` seconds for all of them, then SIGKILL what is left."""
