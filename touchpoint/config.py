@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         "kafka_offset per topic partition): makes restarts and group resets exact. Disable only to re-insert on purpose.",
     )
     sink_retry_max_seconds: float = Field(30.0, gt=0, description="Longest backoff between retries of a failed ClickHouse insert.")
+    sink_session_timeout_seconds: float = Field(
+        45.0, ge=6, le=1800,
+        description="Consumer-group session timeout of the sink: how long the group waits for a silent sink before "
+        "giving its partitions to another (during a broker outage, also how long one commit attempt waits).",
+    )
     sink_fault_dir: Path | None = Field(
         None, description="TEST SEAM ONLY: directory of flag files that make the sink fail on purpose (see sinks/store.py)."
     )
@@ -110,6 +115,10 @@ class Settings(BaseSettings):
         1.0, ge=0, description="Wait before restarting a crashed stage; doubles with each further crash inside the window."
     )
     run_restart_backoff_max_seconds: float = Field(30.0, ge=0, description="Longest wait before restarting a crashed stage.")
+    stage_status_file: Path | None = Field(
+        None, description="Set by `touchpoint run` for each stage: where the stage writes what it is doing now "
+        "(joining group, restoring tables, paused on ClickHouse) for the status line. Unset: not written.",
+    )
 
     @field_validator("producer_compression")
     @classmethod

@@ -121,12 +121,17 @@ class Supervisor:
         for child in self.children:
             self._spawn(child)
 
+    def status_path(self, child: Child) -> Path:
+        return self.log_dir / f"{child.spec.name}.status"
+
     def _spawn(self, child: Child) -> None:
+        self.status_path(child).unlink(missing_ok=True)  # a phase of the previous incarnation is stale
         if child.log is None:
             child.log = child.log_path.open("ab")
         child.log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting touchpoint {' '.join(child.spec.args)}\n".encode())
         child.log.flush()
-        env = {**os.environ, **child.spec.env, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **child.spec.env, "PYTHONUNBUFFERED": "1",
+               "TOUCHPOINT_STAGE_STATUS_FILE": str(self.status_path(child))}
         child.proc = subprocess.Popen(
             child.spec.command(), env=env, stdout=child.log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
@@ -174,14 +179,25 @@ class Supervisor:
         return notes
 
     def stage_notes(self) -> dict[str, str]:
-        """What the supervisor knows about each stage, for the status: restarts, the last exit's reason, a backoff."""
+        """What each stage is doing when it is not simply running, for the status: the phase it reported
+        (``touchpoint.stage_status``: joining group, restoring tables, paused), a backoff, restarts and the last
+        exit's reason."""
+        from touchpoint.stage_status import read_phase
+
         out = {}
         now = time.monotonic()
         for child in self.children:
+            parts = []
             if child.restart_at is not None:
-                out[child.spec.name] = f"restarting in {max(0.0, child.restart_at - now):.0f}s after {child.last_exit}"
-            elif child.restarts:
-                out[child.spec.name] = f"restarted {child.restarts}x, last exit: {child.last_exit}"
+                parts.append(f"restarting in {max(0.0, child.restart_at - now):.0f}s after {child.last_exit}")
+            elif child.alive:
+                phase = read_phase(self.status_path(child))
+                if phase and phase != "running":
+                    parts.append(phase)
+            if child.restarts and child.restart_at is None:
+                parts.append(f"restarted {child.restarts}x, last exit: {child.last_exit}")
+            if parts:
+                out[child.spec.name] = ", ".join(parts)
         return out
 
     def _log_line(self, child: Child, text: str) -> None:
