@@ -17,7 +17,6 @@ status (``Supervisor.stage_notes``).
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import subprocess
@@ -31,8 +30,6 @@ from types import FrameType
 from typing import IO, Any
 
 from touchpoint.errors import TouchpointError
-
-log = logging.getLogger("touchpoint.run")
 
 # `python -c` instead of the console script: works in any venv without relying on PATH.
 _ENTRY = "import sys; sys.argv[0] = 'touchpoint'; from touchpoint.cli.main import main; main()"
@@ -163,14 +160,12 @@ class Supervisor:
                         f"TOUCHPOINT_RUN_CRASH_LIMIT / TOUCHPOINT_RUN_CRASH_WINDOW_SECONDS), last exit: {child.last_exit}; "
                         f"stopping the pipeline. See the stage's log: {child.log_path}"
                     )
-                    log.error(message)
                     raise CrashBudgetExceeded(message)
                 delay = policy.backoff(recent)
                 child.restart_at = now + delay
                 note = (f"{name} exited ({child.last_exit}); restarting in {delay:g}s "
                         f"({recent} of {policy.crash_limit} crashes allowed within {policy.window_seconds:g}s)")
-                log.warning(note)
-                notes.append(note)
+                notes.append(note)  # the caller prints it (the stage's log has the line above)
             elif now >= child.restart_at:
                 child.restart_at = None
                 child.restarts += 1

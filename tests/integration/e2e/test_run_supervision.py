@@ -21,19 +21,8 @@ from touchpoint.cli.supervise import ChildSpec, CrashBudgetExceeded, RestartPoli
 
 pytestmark = pytest.mark.integration
 
-SLEEPER = (sys.executable, "-c", "import time\nwhile True: time.sleep(1)")
+SLEEPER = (sys.executable, "-c", "import time\nwhile True: time.sleep(1)")  # a healthy stage
 CRASHER = (sys.executable, "-c", "import sys; sys.exit(3)")
-
-
-def _new_pid(supervisor: Supervisor, old: int | None, timeout: float = 15.0) -> int:
-    """Run the supervisor's checks until its child runs as a process other than ``old``; return the new pid."""
-
-    def restarted() -> int | None:
-        supervisor.check()
-        child = supervisor.children[0]
-        return child.proc.pid if child.alive and child.proc is not None and child.proc.pid != old else None
-
-    return wait_until(restarted, timeout=timeout, what="the child restarted", interval=0.05)
 
 
 def test_backoff_doubles_up_to_its_cap() -> None:
@@ -43,31 +32,6 @@ def test_backoff_doubles_up_to_its_cap() -> None:
 
 def test_exit_reasons() -> None:
     assert (exit_reason(-9), exit_reason(3), exit_reason(-15)) == ("killed by SIGKILL", "exit code 3", "killed by SIGTERM")
-
-
-def test_stage_killed_six_times_at_intervals_longer_than_the_window_keeps_running(tmp_path: Path) -> None:
-    # Scaled: 6 kills 3 s apart, crash window 2 s, limit 5 (like 6 kills 30 s apart under the 60 s default).
-    policy = RestartPolicy(crash_limit=5, window_seconds=2.0, backoff_seconds=0.1, backoff_max_seconds=1.0)
-    supervisor = Supervisor([ChildSpec("stage", (), argv=SLEEPER)], tmp_path / "logs", policy)
-    supervisor.start()
-    try:
-        pid = _new_pid(supervisor, None)
-        for kill in range(1, 7):
-            killed_at = time.monotonic()
-            os.kill(pid, signal.SIGKILL)
-            pid = _new_pid(supervisor, pid)
-            assert supervisor.children[0].restarts == kill
-            assert len(supervisor.children[0].crashes) == 1  # the earlier crashes are outside the window
-            # wait until 3 s after the kill, still supervising (a check may restart nothing here)
-            while time.monotonic() - killed_at < 3.0:
-                assert supervisor.check() == []
-                time.sleep(0.05)
-        assert supervisor.children[0].alive
-        assert supervisor.stage_notes() == {"stage": "restarted 6x, last exit: killed by SIGKILL"}
-    finally:
-        supervisor.stop(timeout=5)
-    stage_log = (tmp_path / "logs" / "stage.log").read_text()
-    assert stage_log.count("exited: killed by SIGKILL (1 crash(es) in the last 2s)") == 6
 
 
 def test_five_crashes_within_the_window_stop_with_the_reason(tmp_path: Path) -> None:
@@ -93,3 +57,65 @@ def test_five_crashes_within_the_window_stop_with_the_reason(tmp_path: Path) -> 
     assert [n.split("restarting in ")[1].split("s ")[0] for n in exits] == ["0.05", "0.1", "0.2", "0.4"]
     assert all("(exit code 3)" in n for n in exits)
     assert worker_alive  # the healthy stage ran until the run stopped
+
+
+def _children(pid: int) -> dict[int, str]:
+    """{pid: command line} of the direct children of ``pid``."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _sink_pid(run_pid: int) -> int | None:
+    return next((p for p, cmd in _children(run_pid).items() if cmd.rstrip().endswith(" sink")), None)
+
+
+def test_touchpoint_run_keeps_a_stage_killed_six_times_at_spaced_intervals(kafka_bootstrap: str, tmp_path: Path,
+                                                                           unique: str) -> None:
+    from tests.integration.e2e.helpers import namespace_env, settings_of, sql, start, stop
+    from touchpoint.producers import PageView, TouchpointProducer, touchpoint
+
+    env = namespace_env(kafka_bootstrap, tmp_path / "data", unique)
+    env.update({"TOUCHPOINT_RUN_CRASH_WINDOW_SECONDS": "2", "TOUCHPOINT_RUN_CRASH_LIMIT": "5",
+                "TOUCHPOINT_RUN_RESTART_BACKOFF_SECONDS": "0.2"})
+    log = tmp_path / "run.log"
+    run = start(["run"], env, log)
+    try:
+        pid = wait_until(lambda: _sink_pid(run.pid) if run.poll() is None else -1, timeout=120, what="the sink stage")
+        assert pid != -1, log.read_text()[-3000:]
+        for kill in range(6):
+            killed_at = time.monotonic()
+            os.kill(pid, signal.SIGKILL)
+            pid = wait_until(lambda: (_sink_pid(run.pid) or pid) != pid and _sink_pid(run.pid), timeout=30,
+                             what=f"the sink restarted after kill {kill + 1}")
+            while time.monotonic() - killed_at < 3.0:  # the next kill 3 s after this one, still supervising
+                assert run.poll() is None, log.read_text()[-3000:]
+                time.sleep(0.1)
+        assert run.poll() is None, log.read_text()[-3000:]
+        # the restarted sink still stores what arrives
+        settings = settings_of(env)
+        with TouchpointProducer(settings) as producer:
+            for i in range(20):
+                producer.send(touchpoint(PageView(f"https://shop.example/p/{i}", "product"), source="test",
+                                         customer_id=f"c-{i}"))
+        port, db = int(env["TOUCHPOINT_SINK_SQL_PORT"]), env["TOUCHPOINT_CLICKHOUSE_DATABASE"]
+        wait_until(lambda: sql(port, f"SELECT count() AS n FROM {db}.touchpoints")[0]["n"] == 20, timeout=120,
+                   what="20 events stored by the restarted sink")
+        assert wait_until(lambda: "last exit: killed by SIGKILL" in log.read_text(), timeout=30,
+                          what="the status line naming the last exit")
+    finally:
+        code = stop(run)
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    assert output.count("sink-0 exited (killed by SIGKILL); restarting in 0.2s (1 of 5 crashes allowed within 2s)") == 6
+    sink_log = (tmp_path / "data" / "logs" / "sink-0.log").read_text()
+    assert sink_log.count("exited: killed by SIGKILL") == 6
