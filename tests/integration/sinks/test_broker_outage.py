@@ -83,3 +83,42 @@ def test_sink_survives_a_broker_kill_during_its_commit(private_broker: LocalBrok
             or "offset commit is waiting" in output)
     assert query_other_store(dsn, f"SELECT count(), uniqExact(event_id) FROM {table}") == [[500, 500]]
     assert {r[0] for r in query_other_store(dsn, f"SELECT toString(event_id) FROM {table}")} == set(ids)
+
+
+def test_sink_stops_promptly_when_asked_during_an_outage(private_broker: LocalBroker, tmp_path: Path,  # noqa: F811
+                                                         unique: str) -> None:
+    """SIGTERM while the commit waits for the missing broker: the sink exits (the stored offsets cover the rows)
+    instead of hanging in librdkafka's uninterruptible commit until someone SIGKILLs it."""
+    settings = load_settings(kafka_bootstrap_servers=private_broker.bootstrap, topic_prefix=f"tp{unique}",
+                             data_dir=tmp_path, clickhouse_database=f"tp_{unique}", sink_group=f"{unique}-sink",
+                             topic_partitions=1)
+    create_topics(settings)
+    faults = tmp_path / "faults"
+    faults.mkdir()
+    dsn = f"chdb://{tmp_path / 'sink-chdb'}"
+    env = {**sink_env(settings, dsn, faults), "TOUCHPOINT_TOPIC_PARTITIONS": "1"}
+    produce_events(settings, AvroCodec(), 0, 50)
+    (faults / "pause_before_commit").touch()
+    log_path = tmp_path / "sink.log"
+    with log_path.open("wb") as log:
+        sink = subprocess.Popen([str(TOUCHPOINT), "sink"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: (faults / "paused_before_commit").exists() or sink.poll() is not None, timeout=90,
+                   what="sink paused between insert and commit")
+        pid = private_broker.status().pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_until(lambda: not private_broker.is_running(), timeout=30, what="broker gone")
+        (faults / "pause_before_commit").unlink()
+        wait_until(lambda: any(s in log_path.read_text() for s in ("offset commit failed", "offset commit is waiting")),
+                   timeout=60, what="a commit attempt met the outage")
+        assert sink.poll() is None, log_path.read_text()[-3000:]
+        sink.send_signal(signal.SIGTERM)
+        code = sink.wait(30)
+    finally:
+        if sink.poll() is None:
+            sink.kill()
+            sink.wait(10)
+    assert code == 0, log_path.read_text()[-3000:]
+    assert query_other_store(dsn, f"SELECT count() FROM {settings.clickhouse_database}.touchpoints") == [[50]]
