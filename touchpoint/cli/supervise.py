@@ -18,6 +18,7 @@ status (``Supervisor.stage_notes``).
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,10 +100,26 @@ class Child:
     crashes: deque[float] = field(default_factory=deque)  # monotonic times of the crashes inside the window
     last_exit: str | None = None
     restart_at: float | None = None  # set while the child waits out its backoff
+    log_offset: int = 0  # where this incarnation's output starts in the log file
 
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+_ERROR_LINE = re.compile(r"^(error: |Error: |\S+ \S+ (ERROR|CRITICAL) )|TouchpointError|stopped: ")
+
+
+def _last_error(log_path: Path, offset: int, limit: int = 200) -> str:
+    """The last error line this incarnation of a stage wrote to its log ('' if none): why it exited, in its words."""
+    try:
+        with log_path.open("rb") as log:
+            log.seek(max(offset, log.seek(0, os.SEEK_END) - 64 * 1024))
+            lines = log.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    found = next((line.strip() for line in reversed(lines) if _ERROR_LINE.search(line.strip())), "")
+    return found[:limit]
 
 
 class Supervisor:
@@ -127,7 +144,9 @@ class Supervisor:
             child.log = child.log_path.open("ab")
         child.log.write(f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting touchpoint {' '.join(child.spec.args)}\n".encode())
         child.log.flush()
-        env = {**os.environ, **child.spec.env, "PYTHONUNBUFFERED": "1",
+        child.log_offset = child.log.tell()
+        # COLUMNS: rich would wrap a stage's error at 80 columns in its log; one line is what the supervisor quotes.
+        env = {**os.environ, **child.spec.env, "PYTHONUNBUFFERED": "1", "COLUMNS": "400",
                "TOUCHPOINT_STAGE_STATUS_FILE": str(self.status_path(child))}
         child.proc = subprocess.Popen(
             child.spec.command(), env=env, stdout=child.log, stderr=subprocess.STDOUT,
@@ -149,6 +168,9 @@ class Supervisor:
             name = child.spec.name
             if child.restart_at is None:  # a new exit
                 child.last_exit = exit_reason(child.proc.returncode)
+                said = _last_error(child.log_path, child.log_offset) if (child.proc.returncode or 0) > 0 else ""
+                if said:
+                    child.last_exit += f": {said}"
                 child.crashes.append(now)
                 while child.crashes and now - child.crashes[0] > policy.window_seconds:
                     child.crashes.popleft()

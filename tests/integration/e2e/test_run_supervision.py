@@ -22,7 +22,7 @@ from touchpoint.cli.supervise import ChildSpec, CrashBudgetExceeded, RestartPoli
 pytestmark = pytest.mark.integration
 
 SLEEPER = (sys.executable, "-c", "import time\nwhile True: time.sleep(1)")  # a healthy stage
-CRASHER = (sys.executable, "-c", "import sys; sys.exit(3)")
+CRASHER = (sys.executable, "-c", "import sys; print('starting'); print('error: ClickHouse refused the insert'); sys.exit(3)")
 
 
 def test_backoff_doubles_up_to_its_cap() -> None:
@@ -50,12 +50,13 @@ def test_five_crashes_within_the_window_stop_with_the_reason(tmp_path: Path) -> 
     finally:
         supervisor.stop(timeout=5)
     message = str(info.value)
-    assert "sink-0 crashed 5 times within 60s (limit 5" in message and "last exit: exit code 3" in message
+    assert "sink-0 crashed 5 times within 60s (limit 5" in message
+    assert "last exit: exit code 3: error: ClickHouse refused the insert" in message  # the reason, in its words
     assert "TOUCHPOINT_RUN_CRASH_LIMIT" in message and str(tmp_path / "logs" / "sink-0.log") in message
     # the four crashes before it were restarted, after a doubling backoff, each with its reason
     exits = [n for n in notes if n.startswith("sink-0 exited")]
     assert [n.split("restarting in ")[1].split("s ")[0] for n in exits] == ["0.05", "0.1", "0.2", "0.4"]
-    assert all("(exit code 3)" in n for n in exits)
+    assert all("(exit code 3: error: ClickHouse refused the insert)" in n for n in exits)
     assert worker_alive  # the healthy stage ran until the run stopped
 
 
