@@ -85,12 +85,13 @@ def produce(
             produce_jsonl(_lines(stream), producer, on_invalid=report_invalid, flush_timeout=flush_timeout,
                           summary=summary)
     finally:
-        # Whatever stopped the run (an error, Ctrl-C), give up what is still in flight and say what was done.
-        gave_up = producer.abort()
+        # Whatever stopped the run (an error, Ctrl-C), give up what is still in flight (each counts as a failed
+        # delivery) and say what was done. After a normal run produce_jsonl has given up the late ones already.
+        producer.abort()
         if stream is not sys.stdin.buffer:
             stream.close()
         if started:
-            _print_summary(err, summary, producer.topic, flush_timeout, gave_up, settings.bootstrap_servers, verbose)
+            _print_summary(err, summary, producer.topic, flush_timeout, settings.bootstrap_servers, verbose)
         producer.close(5.0)  # nothing is left after abort(): this only serves the purged records' callbacks
     if not summary.ok:
         raise typer.Exit(1)
@@ -109,12 +110,11 @@ def _route_kafka_log(verbose: bool) -> None:
     KAFKA_LOG.propagate = False
 
 
-def _print_summary(err: Console, summary: JsonlSummary, topic: str, flush_timeout: float, gave_up: int,
-                   bootstrap: str, verbose: bool) -> None:
+def _print_summary(err: Console, summary: JsonlSummary, topic: str, flush_timeout: float, bootstrap: str,
+                   verbose: bool) -> None:
     for failure in summary.failures:
         err.print(f"[red]delivery failed[/red]: {escape(str(failure))}", soft_wrap=True)
-    undelivered = max(summary.undelivered, gave_up)
-    summary.undelivered = undelivered
+    undelivered = summary.undelivered
     colour = "green" if summary.ok else "red"
     err.print(
         f"[{colour}]{summary.sent:,} sent[/{colour}] to {escape(topic)} ({summary.delivered:,} delivered), "
