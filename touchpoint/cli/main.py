@@ -9,6 +9,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from touchpoint.errors import SettingsError, TouchpointError
 
@@ -50,12 +51,11 @@ def main() -> None:
         if isinstance(result, int) and result:
             sys.exit(result)
     except SettingsError as exc:  # a mistake in the settings is a usage error: exit 2, like a bad option
-        from rich.markup import escape
-
         _err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except TouchpointError as exc:
-        _err.print(f"[bold red]error:[/bold red] {exc}")
+        # soft_wrap: one message, one line (a log or a script's grep sees it whole, whatever the width)
+        _err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Abort:
         _err.print("aborted")
