@@ -107,7 +107,8 @@ class Child:
         return self.proc is not None and self.proc.poll() is None
 
 
-_ERROR_LINE = re.compile(r"^(error: |Error: |\S+ \S+ (ERROR|CRITICAL) )|TouchpointError|stopped: ")
+# Our CLI's "error: ..." line, a logged ERROR/CRITICAL record, or the last line of a traceback ("OSError: ...").
+_ERROR_LINE = re.compile(r"^(error: |\S+ \S+ (ERROR|CRITICAL) |[A-Za-z_.]*(Error|Exception): )")
 
 
 def _last_error(log_path: Path, offset: int, limit: int = 200) -> str:
