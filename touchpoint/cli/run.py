@@ -52,7 +52,8 @@ def supervise_until_stopped(settings: Settings, supervisor: Supervisor, stop: St
                     console.print(note)
                 if time.monotonic() - last >= every:
                     status = _with_stages(collector.collect(), supervisor)
-                    console.print(status.line() + (f" | {status.note}" if status.note else ""))
+                    console.print(status.line() + (f" | {status.note}" if status.note else ""), soft_wrap=True,
+                                  markup=False, highlight=False)
                     last = time.monotonic()
     finally:
         collector.close()

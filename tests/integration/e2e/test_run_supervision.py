@@ -120,3 +120,34 @@ def test_touchpoint_run_keeps_a_stage_killed_six_times_at_spaced_intervals(kafka
     assert output.count("sink-0 exited (killed by SIGKILL); restarting in 0.2s (1 of 5 crashes allowed within 2s)") == 6
     sink_log = (tmp_path / "data" / "logs" / "sink-0.log").read_text()
     assert sink_log.count("exited: killed by SIGKILL") == 6
+
+
+def test_touchpoint_run_stops_with_the_reason_when_a_stage_keeps_crashing(kafka_bootstrap: str, tmp_path: Path,
+                                                                          unique: str) -> None:
+    """The sink cannot bind its metrics port (another process holds it): it crashes at every start, 5 times within
+    the (default, 60 s) window, and `touchpoint run` stops, saying which stage, how often, and why."""
+    import socket
+
+    from tests.integration.e2e.helpers import namespace_env, start
+
+    env = namespace_env(kafka_bootstrap, tmp_path / "data", unique)
+    env["TOUCHPOINT_RUN_RESTART_BACKOFF_SECONDS"] = "0.1"
+    log = tmp_path / "run.log"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", int(env["TOUCHPOINT_SINK_METRICS_PORT"])))
+        taken.listen()
+        run = start(["run"], env, log)
+        try:
+            code = run.wait(180)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait(10)
+    output = log.read_text()
+    assert code == 1, output[-3000:]
+    assert "Traceback" not in output.split("error:")[-1]
+    reason = next(line for line in output.splitlines() if line.startswith("error: "))
+    assert "sink-0 crashed 5 times within 60s (limit 5" in reason, reason
+    assert "Address already in use" in reason, reason
+    assert str(tmp_path / "data" / "logs" / "sink-0.log") in reason
+    assert output.count("sink-0 exited (exit code 1") == 4  # restarted 4 times, each exit with its reason
