@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from touchpoint.config import Settings, load_settings
@@ -25,7 +26,7 @@ def status_table(status: Status, title: str = "touchpoint run") -> Table:
     table.add_row(f(status.events_in), f(status.processed), f(status.in_store), f(status.worker_lag),
                   f(status.sink_lag), f(status.dead_letters))
     if status.note:
-        table.caption = f"[dim]{status.note}[/dim]"
+        table.caption = f"[dim]{escape(status.note)}[/dim]"
     return table
 
 
@@ -41,7 +42,7 @@ def supervise_until_stopped(settings: Settings, supervisor: Supervisor, stop: St
                 last = 0.0
                 while not stop.wait(0.2):
                     for note in supervisor.check():
-                        console.print(f"[yellow]{note}[/yellow]")
+                        console.print(f"[yellow]{escape(note)}[/yellow]", soft_wrap=True)
                     if time.monotonic() - last >= every:
                         live.update(status_table(_with_stages(collector.collect(), supervisor), title))
                         last = time.monotonic()
@@ -49,7 +50,7 @@ def supervise_until_stopped(settings: Settings, supervisor: Supervisor, stop: St
             last = 0.0
             while not stop.wait(0.2):
                 for note in supervisor.check():
-                    console.print(note)
+                    console.print(note, soft_wrap=True, markup=False, highlight=False)
                 if time.monotonic() - last >= every:
                     status = _with_stages(collector.collect(), supervisor)
                     console.print(status.line() + (f" | {status.note}" if status.note else ""), soft_wrap=True,
