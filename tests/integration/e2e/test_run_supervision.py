@@ -87,7 +87,10 @@ def test_touchpoint_run_keeps_a_stage_killed_six_times_at_spaced_intervals(kafka
 
     env = namespace_env(kafka_bootstrap, tmp_path / "data", unique)
     env.update({"TOUCHPOINT_RUN_CRASH_WINDOW_SECONDS": "2", "TOUCHPOINT_RUN_CRASH_LIMIT": "5",
-                "TOUCHPOINT_RUN_RESTART_BACKOFF_SECONDS": "0.2"})
+                "TOUCHPOINT_RUN_RESTART_BACKOFF_SECONDS": "0.2",
+                # a SIGKILLed consumer stays in its group until its session times out; the restarted sink waits
+                # for that before it gets partitions (its status says "joining consumer group"): 6 s, not 45
+                "TOUCHPOINT_SINK_SESSION_TIMEOUT_SECONDS": "6"})
     log = tmp_path / "run.log"
     run = start(["run"], env, log)
     try:
@@ -98,6 +101,10 @@ def test_touchpoint_run_keeps_a_stage_killed_six_times_at_spaced_intervals(kafka
             os.kill(pid, signal.SIGKILL)
             pid = wait_until(lambda: (_sink_pid(run.pid) or pid) != pid and _sink_pid(run.pid), timeout=30,
                              what=f"the sink restarted after kill {kill + 1}")
+            if kill == 0:  # the killed member lingers in the group until its session ends: the status says so
+                status = tmp_path / "data" / "logs" / "sink-0.status"
+                wait_until(lambda: status.exists() and status.read_text().startswith("joining consumer group"),
+                           timeout=30, what="the restarted sink's phase", interval=0.05)
             while time.monotonic() - killed_at < 3.0:  # the next kill 3 s after this one, still supervising
                 assert run.poll() is None, log.read_text()[-3000:]
                 time.sleep(0.1)
