@@ -57,7 +57,8 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("touchpoint", description="Prefix of every topic the pipeline uses.")
     topic_partitions: int = Field(
         4, ge=1, le=10_000,
-        description="Partitions of the pipeline topics (created by `touchpoint topics create`); at most 10,000, as every partition costs the broker files and memory.",
+        description="Partitions of the pipeline topics (created by `touchpoint topics create`); at most 10,000, "
+        "as every partition costs the broker files and memory.",
     )
     topic_replication: int = Field(1, ge=1, description="Replication factor of the pipeline topics.")
 
@@ -224,8 +225,8 @@ def _redact_dsn(dsn: str) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings; every mistake is a one-line SettingsError (a ConfigError) naming the setting, its source (variable, or file and
-    line) and what to do. An explicit TOUCHPOINT_CONFIG must be a TOML file; both variables of a pair
+    """Build settings; every mistake is a one-line SettingsError (a ConfigError) naming the setting, its source
+    (variable, or file and line) and what to do. An explicit TOUCHPOINT_CONFIG must be a TOML file; both variables of a pair
     (KAFKA_BOOTSTRAP_SERVERS / TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS, CLICKHOUSE_DSN / TOUCHPOINT_CLICKHOUSE_DSN) may be
     set only to the same value."""
     check_variable_pairs()
