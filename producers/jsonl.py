@@ -2,8 +2,9 @@
 
 Every line is judged on its own: a line that is not UTF-8, not JSON, not an object, or not a valid touchpoint is
 reported with its line number and reason and nothing is produced for it; every other line is still sent.
-Blank lines are skipped. Guarantee: that of ``TouchpointProducer`` (at-least-once, ordered per key); running
-the same file twice produces every event twice, with the same ``event_id`` when the file carries them.
+Blank lines are skipped; a UTF-8 byte-order mark before the first line is ignored. Guarantee: that of
+``TouchpointProducer`` (at-least-once, ordered per key); running the same file twice produces every event twice,
+with the same ``event_id`` when the file carries them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from touchpoint.producers.producer import DeliveryError, DeliveryReport, Touchpo
 
 _REASON_LIMIT = 300  # a 1 MB bad value must not become a 1 MB error message
 _KEPT_FAILURES = 20
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +88,22 @@ def produce_jsonl(
     on_progress: Callable[[int, int], None] | None = None,
     progress_every: int = 1000,
     flush_timeout: float | None = 60.0,
+    summary: JsonlSummary | None = None,
 ) -> JsonlSummary:
     """Send every valid line of ``lines`` (bytes, one record each) with ``producer`` and wait for delivery.
 
     ``on_invalid(line)`` is called for each refused line as it is found; ``on_progress(lines, bytes)`` every
-    ``progress_every`` lines. Returns the summary once every sent event has a delivery result (or
-    ``flush_timeout`` passed: ``undelivered`` counts those still in flight).
+    ``progress_every`` lines. Returns the summary once every sent event has a delivery result, or once
+    ``flush_timeout`` passed: then the events still in flight are given up (``undelivered`` counts them), so the
+    call never waits longer. Pass your own ``summary`` to keep the counts if the call is interrupted.
     """
-    summary = JsonlSummary()
+    summary = summary if summary is not None else JsonlSummary()
+    giving_up = False
 
     # One callback for the whole run (not a closure per line): it only has to count.
     def delivered(error: DeliveryError | None, report: DeliveryReport | None) -> None:
+        if giving_up:
+            return  # purged after the flush timeout: counted as undelivered
         if error is None:
             summary.delivered += 1
         else:
@@ -109,6 +116,8 @@ def produce_jsonl(
     read = 0
     for number, raw in enumerate(lines, start=1):
         read += len(raw)
+        if number == 1 and raw.startswith(_BOM):  # exports from spreadsheet tools start with one
+            raw = raw[len(_BOM):]
         parsed = parse_line(raw.rstrip(b"\r\n"), number)
         if isinstance(parsed, dict):
             try:
@@ -124,6 +133,9 @@ def produce_jsonl(
             on_progress(number, read)
     summary.lines = number
     summary.undelivered = producer.flush(flush_timeout)
+    if summary.undelivered:
+        giving_up = True
+        producer.abort()
     if on_progress is not None:
         on_progress(number, read)
     return summary

@@ -6,12 +6,16 @@ duplicate or reorder a message. Events with the same key (``customer_id``, else 
 to one partition in the order they were sent. Duplicates are possible when *you* re-send after a
 failure or a producer restart: consumers dedup on ``event_id`` (keep it when you retry).
 
-Nothing is half-sent: ``send`` validates, then encodes, and only then queues the record; an invalid
-event raises ``ValidationError(field, rule)`` and nothing is queued.
+Nothing is half-sent: ``send`` validates, then encodes, checks the encoded size against the largest message
+the topic accepts (``message_limit``), and only then queues the record; an invalid or oversize event raises
+``ValidationError(field, rule)`` and nothing is queued. A record the Kafka client refuses when it is queued
+fails its own delivery (future, callback, counter) and never stops the records after it. librdkafka's own log
+lines go to the ``touchpoint.kafka`` logger (not straight to stderr).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Mapping
@@ -28,6 +32,7 @@ from touchpoint.schemas.validation import validate_event
 
 from touchpoint.producers.builders import EventType
 from touchpoint.producers.pseudonymise import Pseudonymiser
+from touchpoint.producers.message_limit import RECORD_OVERHEAD, MessageLimit, message_limit
 
 DeliveryCallback = Callable[["DeliveryError | None", "DeliveryReport | None"], None]
 
@@ -35,6 +40,7 @@ _EVENT_TYPES = frozenset(t.value for t in EventType)
 _POLL_EVERY = 64
 _POLL_INTERVAL = 0.05  # seconds
 _monotonic = time.monotonic
+KAFKA_LOG = logging.getLogger("touchpoint.kafka")  # librdkafka's log lines (connection failures, retries)
 
 
 class DeliveryError(TouchpointError):
@@ -130,6 +136,13 @@ class DeliveryFuture:
         if self._callback is not None:
             self._notify()
 
+    def _refused(self, err: KafkaError) -> None:
+        """The client refused the record when it was queued: the same outcome as a failed delivery."""
+        self._outcome = DeliveryError(err, self._event["event_id"], self._event["event_type"], self._owner.topic)
+        self._owner._failed[self._event["event_type"]] += 1
+        if self._callback is not None:
+            self._notify()
+
     def _notify(self) -> None:
         assert self._callback is not None and self._outcome is not None
         if isinstance(self._outcome, DeliveryError):
@@ -202,7 +215,9 @@ class TouchpointProducer:
         self._encode = self._codec.encode
         self._max_string_bytes = self.settings.max_string_bytes
         self._queue_full_timeout = queue_full_timeout
-        self._kafka = Producer(producer_config(self.settings, **dict(config or {})))
+        self._config = producer_config(self.settings, **dict(config or {}))
+        self._kafka = Producer({"logger": KAFKA_LOG, **self._config})
+        self._limit: MessageLimit | None = None
         self._closed = False
         self._unpolled = 0
         self._next_poll = 0.0
@@ -237,6 +252,19 @@ class TouchpointProducer:
             raise ConfigError(f"topic {self.topic} is not usable ({reason}); create it with `touchpoint topics create`")
         return len(found.partitions)
 
+    def message_limit(self) -> MessageLimit:
+        """The largest encoded event the topic and the client accept (looked up once, on first use)."""
+        if self._limit is None:
+            self._limit = message_limit(self.settings, self.topic, self._config)
+        return self._limit
+
+    def _check_size(self, event: dict[str, Any], value: bytes) -> None:
+        key = event.get("customer_id") or event.get("anonymous_id") or ""
+        limit = self._limit or self.message_limit()
+        refusal = limit.refusal(len(value) + len(key.encode()) + RECORD_OVERHEAD, self.topic)
+        if refusal is not None:
+            raise ValidationError("event", refusal)
+
     # --- sending -------------------------------------------------------------------------------------
 
     def send(self, event: dict[str, Any], on_delivery: DeliveryCallback | None = None) -> DeliveryFuture:
@@ -252,6 +280,7 @@ class TouchpointProducer:
         try:
             validate_event(event, self._max_string_bytes)
             value = self._encode(event)  # raises ValidationError too if the record cannot be written
+            self._check_size(event, value)
         except ValidationError:
             self._count_invalid(event)
             raise
@@ -276,7 +305,9 @@ class TouchpointProducer:
         for i, event in enumerate(batch):
             try:
                 validate(event, limit)
-                append(encode(event))
+                value = encode(event)
+                self._check_size(event, value)
+                append(value)
             except ValidationError as exc:
                 self._count_invalid(event)
                 raise ValidationError(f"events[{i}].{exc.field}", exc.rule, exc.value) from exc
@@ -287,9 +318,13 @@ class TouchpointProducer:
         key = event["customer_id"] or event["anonymous_id"]
         future = DeliveryFuture(self, event, on_delivery)
         try:
-            self._kafka.produce(self.topic, value, key, on_delivery=future._deliver)
-        except BufferError:
-            self._produce_when_room(value, key, future)
+            try:
+                self._kafka.produce(self.topic, value, key, on_delivery=future._deliver)
+            except BufferError:
+                self._produce_when_room(value, key, future)
+        except KafkaException as exc:  # refused by the client (e.g. too large): this record fails, the next go on
+            err = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else KafkaError(KafkaError._FAIL, str(exc))
+            future._refused(err)
         # Serve delivery reports every _POLL_EVERY sends, or sooner when the last poll is _POLL_INTERVAL old
         # (a slow sender still sees its callbacks promptly). Polling on every send costs ~0.5 us per event.
         self._unpolled += 1
@@ -338,6 +373,16 @@ class TouchpointProducer:
         remaining = int(self._kafka.flush(-1 if timeout is None else timeout))
         self._drain_metrics()
         return remaining
+
+    def abort(self) -> int:
+        """Give up on every event still queued or in flight: each fails its delivery (``_PURGE_QUEUE`` /
+        ``_PURGE_INFLIGHT``) so callbacks and futures get an outcome now. Returns how many were given up."""
+        pending = len(self._kafka)
+        if pending:
+            self._kafka.purge(in_queue=True, in_flight=True, blocking=False)
+            self._kafka.flush(0)  # serve the purged records' delivery callbacks
+            self._drain_metrics()
+        return pending
 
     def __len__(self) -> int:
         """Events queued or in flight."""

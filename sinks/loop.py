@@ -14,6 +14,13 @@ Protocol for one batch (``_flush``), in order:
 3. wait until every dead letter of the batch is acknowledged by Kafka;
 4. commit, synchronously, exactly the offsets the batch handled (``enable.auto.commit=false``).
 
+A Kafka outage does not stop the sink: a failed commit (coordinator unavailable, broker down) and dead letters
+not yet acknowledged are retried with the same backoff as ClickHouse inserts, consumption paused meanwhile, until
+the broker is back; then consumption resumes. Only a fatal client error or a stop request ends the wait. A commit
+runs in a helper thread because librdkafka's synchronous commit cannot be interrupted and may wait for a lost
+coordinator indefinitely: a stop request during that wait leaves the commit behind (the stored offsets cover its
+rows) instead of hanging the process.
+
 Why restarts cannot duplicate: on (re)assignment of a partition the loop asks the store for the highest
 ``kafka_offset`` it holds for that topic partition and skips records at or below it. That is exact because,
 per partition, batches are inserted in offset order, the next batch only after the previous one succeeded,
@@ -49,6 +56,7 @@ from touchpoint.sinks.batcher import Batch, Batcher, token_for
 from touchpoint.sinks.eraser import Eraser
 from touchpoint.sinks.rows import JOURNEYS, MERGES, METRICS, TOUCHPOINTS, TableSpec, month_of_millis
 from touchpoint.sinks.store import Store, StoreRejectedError, StoreRetryableError
+from touchpoint.stage_status import report_phase
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +73,10 @@ def _coordinates(message: Message) -> tuple[str, int, int]:
 
 class Interrupted(Exception):
     """Stop was requested while waiting for ClickHouse; the pending batch is neither stored nor committed."""
+
+
+class CommitAbandoned(Interrupted):
+    """Stop was requested while an offset commit waited for Kafka; its rows are stored (the stored offset covers them)."""
 
 
 @dataclass
@@ -114,6 +126,7 @@ class SinkLoop:
         self._dlq_errors: list[str] = []
         self._last_progress = time.monotonic()
         self._assigned_at = 0.0
+        self._commit_thread: threading.Thread | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -125,6 +138,7 @@ class SinkLoop:
             # Eager assignor: a rebalance revokes every partition, so dropping all pending batches is safe.
             "partition.assignment.strategy": "range",
             "max.poll.interval.ms": 600_000,        # outlives a long ClickHouse outage while we retry, not polling
+            "session.timeout.ms": int(self.settings.sink_session_timeout_seconds * 1000),
             "queued.max.messages.kbytes": 65_536,   # prefetch bound; pause() also purges it
             "fetch.max.bytes": 16 * 1024 * 1024,
             "statistics.interval.ms": 5000,
@@ -156,6 +170,7 @@ class SinkLoop:
                            on_lost=self._on_lost)
         log.info("sink consuming %s as group %s into %s", ", ".join(self.routes), self.settings.sink_group,
                  self.store.database)
+        report_phase(self.settings, f"joining consumer group {self.settings.sink_group}")
         last_message = time.monotonic()
         interrupted = False
         try:
@@ -190,6 +205,11 @@ class SinkLoop:
                         and self.batcher.pending_rows() == 0 and not self.batcher.due(now + 1e9)):
                     break
             self.flush_all()
+        except CommitAbandoned:
+            interrupted = True
+            log.warning("sink stopped while an offset commit waited for Kafka: its rows are stored, and the stored "
+                        "offsets make the next run skip them; %d pending rows are re-read", self.batcher.pending_rows())
+            self.batcher.clear()
         except Interrupted:
             interrupted = True
             log.warning("sink stopped while ClickHouse was failing: %d pending rows neither stored nor committed "
@@ -199,7 +219,10 @@ class SinkLoop:
             self._stop.set()  # on_revoke during close must not flush again
             self.eraser.close()
             try:
-                consumer.close()
+                if self._commit_thread is not None and self._commit_thread.is_alive():
+                    log.warning("not closing the Kafka consumer: a commit is still waiting for the broker")
+                else:
+                    consumer.close()
             finally:
                 if self._producer is not None:
                     self._producer.flush(10)
@@ -342,6 +365,7 @@ class SinkLoop:
         self._pause()
         delay = min(self.settings.sink_retry_max_seconds, 0.1 * 2 ** min(attempt, 20))
         log.warning("%s; retry %d in %.1fs (consumption paused)", what, attempt, delay)
+        report_phase(self.settings, f"paused: {what}; retry {attempt}")
         if self._stop.wait(delay):
             raise Interrupted(what)
 
@@ -375,6 +399,7 @@ class SinkLoop:
             m.SINK_PAUSED.set(1)
 
     def _resume(self) -> None:
+        report_phase(self.settings, "running")
         if self._paused:
             self.consumer.resume([TopicPartition(t, p) for t, p in self._assigned])
             self._paused = False
@@ -386,6 +411,13 @@ class SinkLoop:
         if not self._dlq_pending:
             return
         left = self.producer.flush(30)
+        attempt = 0
+        while left and not self._dlq_errors:  # the broker is away: wait for it (librdkafka keeps retrying)
+            attempt += 1
+            self._wait_retry(attempt, f"{left} dead letter(s) to {self.settings.dead_letter_topic} not acknowledged yet")
+            left = self.producer.flush(5)
+        if attempt:
+            self._resume()
         if left or self._dlq_errors:
             errors = "; ".join(self._dlq_errors[:3]) or f"{left} still queued"
             raise BrokerUnavailableError(f"dead letters to {self.settings.dead_letter_topic} were not acknowledged "
@@ -396,18 +428,62 @@ class SinkLoop:
         offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(batch.commit.items()) if (t, p) in self._assigned]
         if not offsets:
             return
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
-        except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            code = error.code() if isinstance(error, KafkaError) else None
-            if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
-                        KafkaError.UNKNOWN_MEMBER_ID, KafkaError._NO_OFFSET):
-                # Rows are stored; whoever owns the partition next skips them by the stored offset.
-                log.warning("offset commit skipped (%s); the stored offset covers it", exc)
-                return
-            raise BrokerUnavailableError(f"offset commit failed: {exc}") from exc
+        attempt = 0
+        while True:
+            try:
+                self._commit_sync(offsets)
+                break
+            except KafkaException as exc:
+                error = exc.args[0] if exc.args else None
+                code = error.code() if isinstance(error, KafkaError) else None
+                if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+                            KafkaError.UNKNOWN_MEMBER_ID, KafkaError._NO_OFFSET):
+                    # Rows are stored; whoever owns the partition next skips them by the stored offset.
+                    log.warning("offset commit skipped (%s); the stored offset covers it", exc)
+                    self._resume()
+                    return
+                if isinstance(error, KafkaError) and error.fatal():
+                    raise BrokerUnavailableError(f"offset commit failed: {exc}") from exc
+                # Coordinator unavailable, broker down, timeout: the rows are stored, so waiting loses nothing.
+                attempt += 1
+                self._wait_retry(attempt, f"offset commit failed ({error.str() if isinstance(error, KafkaError) else exc})")
+        if attempt:
+            log.info("offset commit succeeded after %d retries; resuming", attempt)
+            self._resume()
         self.stats.commits += 1
+
+    def _commit_sync(self, offsets: list[TopicPartition], patience: float = 5.0) -> None:
+        """``consumer.commit(asynchronous=False)`` in a helper thread, so a stop request is honoured while the call
+        waits for a coordinator (raises CommitAbandoned). Raises what the commit raised."""
+        outcome: list[BaseException | None] = []
+
+        def call() -> None:
+            try:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+                outcome.append(None)
+            except BaseException as exc:  # noqa: BLE001 - handed to the loop's thread below
+                outcome.append(exc)
+
+        thread = threading.Thread(target=call, name="sink-commit", daemon=True)
+        self._commit_thread = thread
+        thread.start()
+        started = time.monotonic()
+        told = False
+        while not outcome:
+            thread.join(0.1)
+            if outcome:
+                break
+            if self._stop.is_set():
+                raise CommitAbandoned("offset commit waiting for Kafka")
+            if not told and time.monotonic() - started >= patience:
+                told = True
+                log.warning("offset commit is waiting for Kafka at %s (broker unreachable?); consumption paused",
+                            self.settings.bootstrap_servers)
+                report_phase(self.settings, f"paused: offset commit waiting for Kafka at {self.settings.bootstrap_servers}")
+        self._commit_thread = None
+        error = outcome[0]
+        if error is not None:
+            raise error
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned_at = time.monotonic()
@@ -416,6 +492,7 @@ class SinkLoop:
             self._assigned.add(key)
             self._watermarks.pop(key, None)  # re-read from the store: another member may have written meanwhile
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing")
+        report_phase(self.settings, "running")
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         if not self._stop.is_set():
@@ -433,8 +510,11 @@ class SinkLoop:
             self._watermarks.pop((tp.topic, tp.partition), None)
         self._paused = False
         m.SINK_PAUSED.set(0)
+        if not self._stop.is_set():
+            report_phase(self.settings, f"rejoining consumer group {self.settings.sink_group} (rebalance)")
 
     def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        report_phase(self.settings, f"rejoining consumer group {self.settings.sink_group} (partitions lost)")
         dropped = self.batcher.clear()
         log.warning("partitions lost: %d pending rows dropped uncommitted", dropped)
         for tp in partitions:

@@ -15,6 +15,7 @@ from touchpoint.sinks.report import format_minor as _minor
 from touchpoint.sinks.report import format_money as _money
 from touchpoint.sinks.report import format_number as _fmt
 from touchpoint.sinks.report import format_rate as _pct
+from touchpoint.sinks.report_quality import quality_html
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1100px;color:#1d2330;padding:0 16px}
@@ -159,6 +160,7 @@ ratios are ratios of sums, never averages of averages</div>
                       (False, True, True, True, True, True))}
 {_customer_sections(report)}
 {_journey_html(report)}
+{quality_html(report)}
 </body></html>
 """
 

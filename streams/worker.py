@@ -49,6 +49,10 @@ def run_worker(settings: Settings, *, web_port: int | None = None, data_dir: Pat
     """Run until stopped; returns the exit code (0 clean stop). Raises TouchpointError when the guard stopped it."""
     import faust
 
+    from touchpoint.stage_status import report_phase
+    from touchpoint.streams.phase import start_phase_reporter
+
+    report_phase(settings, "starting: creating topics, preparing local state")
     port = web_port if web_port is not None else settings.worker_web_port
     created = create_topics(settings).created + ensure_topics(settings, internal_topic_specs(settings))
     datadir = worker_datadir(settings, port, data_dir)
@@ -64,12 +68,14 @@ def run_worker(settings: Settings, *, web_port: int | None = None, data_dir: Pat
     if discarded:
         log.warning("previous run of this worker did not stop cleanly: local state in %s discarded, "
                     "tables are rebuilt from their changelogs", datadir)
+    phase_stop = start_phase_reporter(app, settings)
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     else:  # pragma: no cover - execute_from_commandline always exits
         code = 0
+    phase_stop.set()
     # faust's final commit flushed both outboxes; records sent after it (none expected) still get out here.
     unsent = ctx.outbox.close() + ctx.changelog.close()
     if unsent:

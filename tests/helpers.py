@@ -69,7 +69,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
             timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """``touchpoint ARGS`` with only the TOUCHPOINT_* / Kafka / ClickHouse variables given in ``env``."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_") and k not in _LEAKY}
-    full["TOUCHPOINT_CONFIG"] = "/nonexistent/touchpoint.toml"
+    full["TOUCHPOINT_CONFIG"] = os.devnull  # no config file
     full["COLUMNS"] = "250"  # rich wraps at the terminal width; keep messages on one line
     full.update(env or {})
     return subprocess.run([str(TOUCHPOINT), *args], env=full, cwd=cwd, capture_output=True, text=True,

@@ -5,7 +5,8 @@ and ``CLICKHOUSE_DSN`` are also read unprefixed), then files named by ``<VARIABL
 container secrets are mounted: ``TOUCHPOINT_KAFKA_SASL_PASSWORD_FILE=/run/secrets/kafka``), then a TOML config file
 (``TOUCHPOINT_CONFIG`` or ``./touchpoint.toml``), then the defaults below, which run everything locally with nothing
 installed. Secret settings are ``SecretStr``: their values never show in a repr, ``redacted()`` or an error.
-Nothing else in the code base reads ``os.environ`` for configuration.
+Nothing else in the code base (but ``touchpoint.config_sources``, which names where a bad value came from) reads
+``os.environ`` for configuration.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError as Pydantic
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
-from touchpoint.errors import ConfigError
+from touchpoint.config_sources import check_variable_pairs, config_file, describe
+from touchpoint.errors import SettingsError
 
 LOCAL_BOOTSTRAP = "127.0.0.1:19092"
 
 
 def _config_file() -> Path:
-    return Path(os.environ.get("TOUCHPOINT_CONFIG", "touchpoint.toml"))
+    return config_file()
 
 
 def _is_secret(field: FieldInfo) -> bool:
@@ -64,7 +66,7 @@ class SecretFilesSource(PydanticBaseSettingsSource):
                 try:
                     values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
                 except OSError as exc:
-                    raise ConfigError(f"{variable}={path} cannot be read ({exc.strerror or exc}); point it at the "
+                    raise SettingsError(f"{variable}={path} cannot be read ({exc.strerror or exc}); point it at the "
                                       "file holding the secret, or unset it") from None
                 break
         return values
@@ -104,7 +106,11 @@ class Settings(BaseSettings):
 
     # --- topics ------------------------------------------------------------------------------
     topic_prefix: str = Field("touchpoint", description="Prefix of every topic the pipeline uses.")
-    topic_partitions: int = Field(4, ge=1, description="Partitions of the pipeline topics (created by `touchpoint topics create`).")
+    topic_partitions: int = Field(
+        4, ge=1, le=10_000,
+        description="Partitions of the pipeline topics (created by `touchpoint topics create`); at most 10,000, "
+        "as every partition costs the broker files and memory.",
+    )
     topic_replication: int = Field(1, ge=1, description="Replication factor of the pipeline topics.")
 
     # --- producer ------------------------------------------------------------------------------
@@ -158,6 +164,11 @@ class Settings(BaseSettings):
         "kafka_offset per topic partition): makes restarts and group resets exact. Disable only to re-insert on purpose.",
     )
     sink_retry_max_seconds: float = Field(30.0, gt=0, description="Longest backoff between retries of a failed ClickHouse insert.")
+    sink_session_timeout_seconds: float = Field(
+        45.0, ge=6, le=1800,
+        description="Consumer-group session timeout of the sink: how long the group waits for a silent sink before "
+        "giving its partitions to another (during a broker outage, also how long one commit attempt waits).",
+    )
     sink_fault_dir: Path | None = Field(
         None, description="TEST SEAM ONLY: directory of flag files that make the sink fail on purpose (see sinks/store.py)."
     )
@@ -202,6 +213,21 @@ class Settings(BaseSettings):
     attribution_lookback_days: float = Field(30.0, gt=0, description="Touches count for a conversion when they happened at most this many days before it.")
     attribution_half_life_days: float = Field(7.0, gt=0, description="Half-life of the time-decay attribution model: a touch this much older gets half the weight.")
     pain_point_lookback_days: float = Field(30.0, gt=0, description="Pain points: what happened this many days before a survey answer counts as preceding it.")
+    # --- touchpoint run (supervision of the stages) ------------------------------------------------
+    run_crash_limit: int = Field(
+        5, ge=1, description="`touchpoint run` stops when one stage crashes this many times within run_crash_window_seconds."
+    )
+    run_crash_window_seconds: float = Field(
+        60.0, gt=0, description="Window of the crash budget: crashes longer ago are forgotten (a stage killed every 30 s runs on)."
+    )
+    run_restart_backoff_seconds: float = Field(
+        1.0, ge=0, description="Wait before restarting a crashed stage; doubles with each further crash inside the window."
+    )
+    run_restart_backoff_max_seconds: float = Field(30.0, ge=0, description="Longest wait before restarting a crashed stage.")
+    stage_status_file: Path | None = Field(
+        None, description="Set by `touchpoint run` for each stage: where the stage writes what it is doing now "
+        "(joining group, restoring tables, paused on ClickHouse) for the status line. Unset: not written.",
+    )
 
     @field_validator("producer_compression")
     @classmethod
@@ -220,6 +246,17 @@ class Settings(BaseSettings):
         if value.upper() not in allowed:
             raise ValueError(f"must be one of {', '.join(allowed)}")
         return value.upper()
+    @field_validator("clickhouse_dsn")
+    @classmethod
+    def _dsn_scheme(cls, value: SecretStr) -> SecretStr:
+        # Checked here, not per command: every command (query, report, sink, run) refuses the same mistake.
+        raw = value.get_secret_value()
+        if raw and not raw.startswith(("chdb://", "http://", "https://")):
+            raise ValueError(
+                "is not a ClickHouse address: use chdb:///absolute/path for the embedded engine or "
+                "http(s)://user:password@host:8123 for a server (or leave it unset for the embedded store under data_dir)"
+            )
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -308,17 +345,16 @@ def _redact_dsn(dsn: str) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build settings, turning pydantic's errors into a ConfigError that names the setting and its variable."""
+    """Build settings; every mistake is a one-line SettingsError (a ConfigError) naming the setting, its source
+    (variable, or file and line) and what to do. An explicit TOUCHPOINT_CONFIG must be a TOML file; both variables of a pair
+    (KAFKA_BOOTSTRAP_SERVERS / TOUCHPOINT_KAFKA_BOOTSTRAP_SERVERS, CLICKHOUSE_DSN / TOUCHPOINT_CLICKHOUSE_DSN) may be
+    set only to the same value."""
+    check_variable_pairs()
+    config = _config_file()
     try:
         return Settings(**overrides)
     except PydanticValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            name = ".".join(str(p) for p in err["loc"]) or "?"
-            problems.append(f"{name} (env TOUCHPOINT_{name.upper()}): {err['msg']}")
-        raise ConfigError(
-            "bad configuration: " + "; ".join(problems) + f". Fix the environment variable or {_config_file()}."
-        ) from exc
+        raise SettingsError(describe(exc.errors(), config, _redact_dsn)) from None
 
 
 @lru_cache(maxsize=1)

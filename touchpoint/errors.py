@@ -22,6 +22,10 @@ class ConfigError(PermanentError):
     """A setting is missing or has a bad value; the message names the setting and how to fix it."""
 
 
+class SettingsError(ConfigError):
+    """The settings themselves (variables, config file) are wrong: a usage error, so the CLI exits 2."""
+
+
 class ValidationError(PermanentError):
     """An event breaks its contract. Carries the offending field (dotted path) and the rule it breaks."""
 

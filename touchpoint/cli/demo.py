@@ -22,7 +22,7 @@ from touchpoint.errors import TouchpointError
 from touchpoint.cli.demo_check import Check, compare, wait_queryable
 from touchpoint.cli.pipeline import StoreReader, log_dir, prepare, stage_specs
 from touchpoint.cli.run import supervise_until_stopped
-from touchpoint.cli.supervise import StopSignal, Supervisor
+from touchpoint.cli.supervise import RestartPolicy, StopSignal, Supervisor
 
 _out = Console()
 _err = Console(stderr=True)
@@ -101,7 +101,7 @@ def demo(
     started = time.monotonic()
     with StopSignal() as stop:
         prepare(settings, lambda msg: _err.print(f"[dim]{msg}[/dim]"), env=ns)
-        supervisor = Supervisor(specs, log_dir(settings))
+        supervisor = Supervisor(specs, log_dir(settings), RestartPolicy.from_settings(settings))
         supervisor.start()
         _err.print(f"[dim]started worker and sink (logs in {log_dir(settings)}); demo run {run_id}[/dim]")
         try:

@@ -1,6 +1,6 @@
 """Entry point of the `touchpoint` command: composes the per-area command modules.
 
-Exit codes scripts can trust: 0 ok, 1 failure (the message says what to do), 2 usage error.
+Exit codes scripts can trust: 0 ok, 1 failure (the message says what to do), 2 usage or configuration error.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from touchpoint.errors import TouchpointError
+from touchpoint.errors import SettingsError, TouchpointError
 
 from touchpoint.cli import customers
 from touchpoint.cli import privacy
@@ -63,8 +64,12 @@ def main() -> None:
         result = app(standalone_mode=False)
         if isinstance(result, int) and result:
             sys.exit(result)
+    except SettingsError as exc:  # a mistake in the settings is a usage error: exit 2, like a bad option
+        _err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(2)
     except TouchpointError as exc:
-        _err.print(f"[bold red]error:[/bold red] {exc}")
+        # soft_wrap: one message, one line (a log or a script's grep sees it whole, whatever the width)
+        _err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except typer.Abort:
         _err.print("aborted")

@@ -33,12 +33,30 @@ def check_dsn(settings: Settings) -> None:
         )
 
 
+def check_store_free(settings: Settings) -> None:
+    """Refuse to start when another process holds the embedded store, naming it and what to do."""
+    if not settings.dsn.startswith("chdb://"):
+        return
+    from touchpoint.sinks.store_lock import store_holder
+
+    path = Path(settings.dsn[len("chdb://"):])
+    holder = store_holder(path)
+    if holder is not None:
+        stop = f"`kill {holder.pid}` (or Ctrl-C in its terminal)" if holder.pid is not None else "that process"
+        raise TouchpointError(
+            f"the embedded ClickHouse store {path} is in use by {holder}: another `touchpoint run` or "
+            f"`touchpoint sink` on the same data directory. Stop it first with {stop}, or give this one its own "
+            "TOUCHPOINT_DATA_DIR; to query the running pipeline use `touchpoint query` / `touchpoint report`"
+        )
+
+
 def prepare(settings: Settings, say: Say, env: dict[str, str] | None = None) -> None:
     """Broker, topics, migrations: everything the stages need before they start."""
     from touchpoint.kafka_admin import create_topics, wait_for_broker
     from touchpoint.local_broker import ensure_broker
 
     check_dsn(settings)
+    check_store_free(settings)
     if settings.uses_local_broker:
         say(f"Kafka: local broker at {settings.bootstrap_servers} (started when not running; first start fetches its jars)")
         ensure_broker(settings)
@@ -51,6 +69,7 @@ def prepare(settings: Settings, say: Say, env: dict[str, str] | None = None) -> 
     done = subprocess.run(touchpoint_command("sink", "migrate"), capture_output=True, text=True,
                           env=_env(env), timeout=300)
     if done.returncode != 0:
+        check_store_free(settings)  # taken since the check above: say by whom, not "check the DSN"
         tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-8:])
         raise TouchpointError(
             f"`touchpoint sink migrate` failed (exit {done.returncode}) for {settings.redacted()['clickhouse_dsn']}:\n{tail}\n"
@@ -197,13 +216,18 @@ class StatusCollector:
             ("worker_lag", lambda: self.lag(self._worker, s.events_topic)),
             ("sink_lag", lambda: self.lag(self._sink, s.events_topic)),
             ("processed", self.processed),
-            ("in_store", lambda: int(self.store.scalar(f"SELECT count() FROM {s.clickhouse_database}.touchpoints"))),
+            ("in_store", lambda: int(self.store.scalar(in_store_sql(s.clickhouse_database)))),
         ):
             try:
                 setattr(st, name, fn())
             except Exception as exc:  # noqa: BLE001 - a status figure whose source is not up yet shows as '-'
                 st.note = f"{name}: {str(exc)[:80]}"
         return st
+
+
+def in_store_sql(database: str) -> str:
+    """Distinct events in the store: FINAL collapses the copies a re-send or a replay inserted (as the report does)."""
+    return f"SELECT count() FROM {database}.touchpoints FINAL"
 
 
 def log_dir(settings: Settings) -> Path:

@@ -103,7 +103,8 @@ def report(
     funnel_window_days: Optional[float] = typer.Option(None, "--funnel-window-days", help="Window in which the funnel steps must follow the first step (default: setting funnel_window_days, 14)."),
 ) -> None:
     """The headline customer-experience view: funnel, NPS / CSAT / CES over time, on-time delivery, time to
-    resolution, top journey paths, campaign conversion, email engagement, checkout abandonment."""
+    resolution, top journey paths, campaign conversion, email engagement, checkout abandonment; and data quality:
+    dead letters by reason (read from the dead-letter topic) and late touchpoints."""
     from touchpoint.sinks.access import open_access
     from touchpoint.sinks.report import build_report
 
@@ -120,10 +121,14 @@ def report(
     with open_access(settings) as access:
         data = build_report(access.client, settings.clickhouse_database, funnel_window_days=options.funnel_window_days,
                             customer_params=customer_params(settings), journey_options=options)
+    from touchpoint.sinks.report_quality import quality_section, render_quality
+
+    data.update(quality_section(data, settings))
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     else:
         render_report(data, _out)
+        render_quality(data, _out)
     if html is not None:
         from touchpoint.sinks.report_html import write_html
 

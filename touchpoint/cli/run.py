@@ -8,11 +8,12 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from touchpoint.config import Settings, load_settings
 from touchpoint.cli.pipeline import Status, StatusCollector, log_dir, prepare, stage_specs
-from touchpoint.cli.supervise import ChildSpec, StopSignal, Supervisor
+from touchpoint.cli.supervise import ChildSpec, RestartPolicy, StopSignal, Supervisor
 
 _err = Console(stderr=True)
 
@@ -25,7 +26,7 @@ def status_table(status: Status, title: str = "touchpoint run") -> Table:
     table.add_row(f(status.events_in), f(status.processed), f(status.in_store), f(status.worker_lag),
                   f(status.sink_lag), f(status.dead_letters))
     if status.note:
-        table.caption = f"[dim]{status.note}[/dim]"
+        table.caption = f"[dim]{escape(status.note)}[/dim]"
     return table
 
 
@@ -33,23 +34,38 @@ def supervise_until_stopped(settings: Settings, supervisor: Supervisor, stop: St
                             console: Console = _err, title: str = "touchpoint run — Ctrl-C to stop") -> None:
     """Watch the children and show the status until a stop signal arrives."""
     collector = StatusCollector(settings, [settings.worker_web_port + i for i in range(workers)])
+    # Children are checked often (a restart's backoff may be well under a second); the status is collected less often.
+    every = 1.0 if console.is_terminal else 10.0
     try:
         if console.is_terminal:
             with Live(status_table(Status(), title), console=console, refresh_per_second=2) as live:
-                while not stop.wait(1.0):
+                last = 0.0
+                while not stop.wait(0.2):
                     for note in supervisor.check():
-                        console.print(f"[yellow]{note}[/yellow]")
-                    live.update(status_table(collector.collect(), title))
+                        console.print(f"[yellow]{escape(note)}[/yellow]", soft_wrap=True)
+                    if time.monotonic() - last >= every:
+                        live.update(status_table(_with_stages(collector.collect(), supervisor), title))
+                        last = time.monotonic()
         else:
             last = 0.0
-            while not stop.wait(1.0):
+            while not stop.wait(0.2):
                 for note in supervisor.check():
-                    console.print(note)
-                if time.monotonic() - last >= 10:
-                    console.print(collector.collect().line())
+                    console.print(note, soft_wrap=True, markup=False, highlight=False)
+                if time.monotonic() - last >= every:
+                    status = _with_stages(collector.collect(), supervisor)
+                    console.print(status.line() + (f" | {status.note}" if status.note else ""), soft_wrap=True,
+                                  markup=False, highlight=False)
                     last = time.monotonic()
     finally:
         collector.close()
+
+
+def _with_stages(status: Status, supervisor: Supervisor) -> Status:
+    """The status plus what the supervisor knows of each stage (restarts, last exit, backoff) in its note."""
+    stages = "; ".join(f"{name}: {text}" for name, text in supervisor.stage_notes().items())
+    if stages:
+        status.note = f"{stages}; {status.note}" if status.note else stages
+    return status
 
 
 def run(
@@ -63,6 +79,9 @@ def run(
     ClickHouse store lives under .touchpoint/. With KAFKA_BOOTSTRAP_SERVERS and CLICKHOUSE_DSN=http(s)://...
     nothing is started but the worker and the sink. Ctrl-C or SIGTERM stops every process cleanly; a restart
     continues from the committed offsets. Logs: .touchpoint/logs/.
+
+    A stage that crashes is restarted with a doubling backoff; the run stops when one stage crashes
+    TOUCHPOINT_RUN_CRASH_LIMIT times (5) within TOUCHPOINT_RUN_CRASH_WINDOW_SECONDS (60 s).
     """
     settings = load_settings()
     specs = stage_specs(settings, workers, sinks)
@@ -72,7 +91,7 @@ def run(
         prepare(settings, lambda msg: _err.print(f"[dim]{msg}[/dim]"))
         if stop.stopping:
             return
-        supervisor = Supervisor(specs, log_dir(settings))
+        supervisor = Supervisor(specs, log_dir(settings), RestartPolicy.from_settings(settings))
         supervisor.start()
         _err.print(f"started {', '.join(c.spec.name for c in supervisor.children)}; logs in {log_dir(settings)}")
         if settings.dsn.startswith("chdb://") and settings.sink_sql_port:

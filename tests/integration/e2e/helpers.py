@@ -24,7 +24,7 @@ def namespace_env(kafka_bootstrap: str, data_dir: Path, name: str) -> dict[str, 
     """Everything a pipeline needs to be alone: topics, database, groups, state directory and loopback ports."""
     return {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "TOUCHPOINT_CONFIG": "/nonexistent/touchpoint.toml",
+        "TOUCHPOINT_CONFIG": os.devnull,
         "TOUCHPOINT_DATA_DIR": str(data_dir),
         "TOUCHPOINT_TOPIC_PREFIX": f"e2e-{name}",
         "TOUCHPOINT_CLICKHOUSE_DATABASE": f"e2e_{name}",

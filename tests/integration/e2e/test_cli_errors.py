@@ -25,7 +25,7 @@ def test_unreachable_broker(tmp_path):
 def test_wrong_dsn(kafka_bootstrap, tmp_path, dsn, expect):
     done = run_cli("run", env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "CLICKHOUSE_DSN": dsn,
                                "TOUCHPOINT_DATA_DIR": str(tmp_path)}, timeout=120)
-    assert done.returncode == 1
+    assert done.returncode == 2  # a settings mistake is a usage error
     assert expect in done.stderr and "CLICKHOUSE_DSN" in done.stderr and "chdb:///" in done.stderr
     assert "Traceback" not in done.stderr
 
@@ -51,7 +51,7 @@ def test_unreachable_clickhouse_server(kafka_bootstrap, tmp_path, unique):
 def test_bad_config_value(tmp_path, var, value, names, command):
     done = run_cli(*command, env={var: value, "TOUCHPOINT_DATA_DIR": str(tmp_path),
                                   "TOUCHPOINT_LOCAL_BROKER_PORT": str(free_port_pair())}, timeout=60)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 2, done.stderr  # a settings mistake is a usage error
     assert "bad configuration" in done.stderr and names in done.stderr and var in done.stderr
     assert "Traceback" not in done.stderr
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import copy
 import json
 import subprocess
@@ -109,7 +110,7 @@ def test_cli_reads_standard_input_and_exits_0_when_all_lines_are_good(
     settings = pipeline_topics
     events = make_events(30, seed=8)
     env = {"KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers, "TOUCHPOINT_TOPIC_PREFIX": settings.topic_prefix,
-           "TOUCHPOINT_CONFIG": "/nonexistent/touchpoint.toml", "PATH": "/usr/bin:/bin", "COLUMNS": "250"}
+           "TOUCHPOINT_CONFIG": os.devnull, "PATH": "/usr/bin:/bin", "COLUMNS": "250"}
     result = subprocess.run([str(TOUCHPOINT), "produce", "-"], input="\n".join(json.dumps(event_to_json(e)) for e in events),
                             env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

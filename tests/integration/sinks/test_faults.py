@@ -107,7 +107,7 @@ def sink_env(settings, dsn: str, faults: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("TOUCHPOINT_") and k not in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_DSN")}
     env.update({
-        "TOUCHPOINT_CONFIG": "/nonexistent/touchpoint.toml",
+        "TOUCHPOINT_CONFIG": os.devnull,
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "CLICKHOUSE_DSN": dsn,
         "TOUCHPOINT_TOPIC_PREFIX": settings.topic_prefix,

@@ -70,7 +70,7 @@ class Pipeline:
             "TOUCHPOINT_WORKER_ID": self.worker_id,
             "TOUCHPOINT_DATA_DIR": str(self.data_dir),
             "TOUCHPOINT_TOPIC_PARTITIONS": str(partitions),
-            "TOUCHPOINT_CONFIG": str(tmp / "none.toml"),
+            "TOUCHPOINT_CONFIG": os.devnull,
             **(extra_env or {}),
         }
         self.logs = tmp / "logs"

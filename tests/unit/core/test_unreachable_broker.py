@@ -41,8 +41,8 @@ def test_cli_exits_1_with_the_message(tmp_path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_cli_bad_config_value_exits_1_naming_the_variable(tmp_path) -> None:
+def test_cli_bad_config_value_exits_2_naming_the_variable(tmp_path) -> None:
     result = run_cli("topics", "list", env={"TOUCHPOINT_TOPIC_PARTITIONS": "lots", "TOUCHPOINT_DATA_DIR": str(tmp_path)})
-    assert result.returncode == 1
+    assert result.returncode == 2  # a configuration mistake is a usage error
     assert "TOUCHPOINT_TOPIC_PARTITIONS" in result.stderr
     assert "Traceback" not in result.stderr
