@@ -141,7 +141,7 @@ def _cli(target: Target, tmp_path: Path, dsn: str, database: str, port: int, own
     statements.write_text(json.dumps([target.sql(t) for t, _ in CORPUS]))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_") and k != "CLICKHOUSE_DSN"}
     env.update({"CLICKHOUSE_DSN": dsn, "TOUCHPOINT_CLICKHOUSE_DATABASE": database, "TOUCHPOINT_SINK_SQL_PORT": str(port),
-                "TOUCHPOINT_CONFIG": str(tmp_path / "absent.toml"), "TOUCHPOINT_DATA_DIR": str(tmp_path),
+                "TOUCHPOINT_CONFIG": os.devnull, "TOUCHPOINT_DATA_DIR": str(tmp_path),
                 "COLUMNS": "400", "PYTHONPATH": str(REPO)})
     args = [sys.executable, "-c", CLI_LOOP, str(statements)] + ([dsn, database] if own_store else [])
     done = subprocess.run(args, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)

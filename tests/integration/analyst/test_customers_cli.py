@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[3]
 def _cli(store: Any, server: Any, chdb_dsn: str, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TOUCHPOINT_") and k != "CLICKHOUSE_DSN"}
     env.update({"CLICKHOUSE_DSN": chdb_dsn, "TOUCHPOINT_CLICKHOUSE_DATABASE": store.database,
-                "TOUCHPOINT_SINK_SQL_PORT": str(server.port), "TOUCHPOINT_CONFIG": str(tmp / "absent.toml"),
+                "TOUCHPOINT_SINK_SQL_PORT": str(server.port), "TOUCHPOINT_CONFIG": os.devnull,
                 "TOUCHPOINT_DATA_DIR": str(tmp), "COLUMNS": "200", "PYTHONPATH": str(REPO)})
     code = "import sys; from touchpoint.cli.main import main; sys.argv = ['touchpoint', *sys.argv[1:]]; main()"
     return subprocess.run([sys.executable, "-c", code, "customers", *args], env=env, cwd=tmp, capture_output=True,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -160,7 +161,7 @@ def collector_env(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 
     tag = uuid.uuid4().hex[:8]
     data = tmp_path_factory.mktemp("collector")
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOUCHPOINT_CONFIG": "/nonexistent/touchpoint.toml",
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOUCHPOINT_CONFIG": os.devnull,
            "TOUCHPOINT_DATA_DIR": str(data), "TOUCHPOINT_TOPIC_PREFIX": f"col{tag}"}
     create_topics(load_settings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=f"col{tag}", data_dir=data))
     return env

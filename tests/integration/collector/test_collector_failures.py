@@ -3,6 +3,7 @@ event, nothing half-accepted, in-flight requests answered at shutdown."""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import uuid
@@ -48,7 +49,7 @@ def test_an_event_kafka_refuses_makes_the_request_503_and_the_service_goes_on(ka
               NewTopic(f"{prefix}.dead-letters", 1, 1)]
     for future in admin.create_topics(topics).values():
         future.result()
-    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOUCHPOINT_CONFIG": "/nonexistent/touchpoint.toml",
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "TOUCHPOINT_CONFIG": os.devnull,
            "TOUCHPOINT_DATA_DIR": str(tmp_path), "TOUCHPOINT_TOPIC_PREFIX": prefix,
            "TOUCHPOINT_PRODUCER_COMPRESSION": "none"}
     c = start_collector(tmp_path, env, keys_toml(DEFAULT_KEYS), name="refusing")
@@ -99,7 +100,7 @@ def test_readiness_follows_kafka_and_an_outage_is_503_never_a_false_2xx(tmp_path
     try:
         prefix = f"colout{uuid.uuid4().hex[:8]}"
         create_topics(load_settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix=prefix, data_dir=tmp_path))
-        env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "TOUCHPOINT_CONFIG": "/nonexistent/touchpoint.toml",
+        env = {"KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap, "TOUCHPOINT_CONFIG": os.devnull,
                "TOUCHPOINT_DATA_DIR": str(tmp_path), "TOUCHPOINT_TOPIC_PREFIX": prefix,
                "TOUCHPOINT_COLLECTOR_ACK_TIMEOUT_SECONDS": "3"}
         c = start_collector(tmp_path, env, keys_toml(DEFAULT_KEYS), name="outage")

@@ -79,11 +79,14 @@ def test_settings_that_cannot_work_are_refused_before_connecting(fields: dict[st
         s.kafka_config()
 
 
-def test_unknown_protocol_or_mechanism_is_a_config_error_naming_the_variable() -> None:
+def test_unknown_protocol_or_mechanism_is_a_config_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TOUCHPOINT_KAFKA_SECURITY_PROTOCOL", "TLS")
     with pytest.raises(ConfigError, match="TOUCHPOINT_KAFKA_SECURITY_PROTOCOL.*SASL_SSL"):
-        load_settings(kafka_security_protocol="TLS")
+        load_settings()
+    monkeypatch.delenv("TOUCHPOINT_KAFKA_SECURITY_PROTOCOL")
+    monkeypatch.setenv("TOUCHPOINT_KAFKA_SASL_MECHANISM", "GSSAPI")
     with pytest.raises(ConfigError, match="TOUCHPOINT_KAFKA_SASL_MECHANISM"):
-        load_settings(kafka_sasl_mechanism="GSSAPI")
+        load_settings()
 
 
 @pytest.mark.parametrize("text, variable", [

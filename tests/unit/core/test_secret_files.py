@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from touchpoint.errors import ConfigError
 
 @pytest.fixture(autouse=True)
 def _no_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TOUCHPOINT_CONFIG", "/nonexistent/touchpoint.toml")
+    monkeypatch.setenv("TOUCHPOINT_CONFIG", os.devnull)
     for name in ("CLICKHOUSE_DSN", "TOUCHPOINT_CLICKHOUSE_DSN", "TOUCHPOINT_KAFKA_SASL_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
 
