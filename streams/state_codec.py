@@ -72,7 +72,7 @@ _packer = msgpack.Packer(strict_types=True, use_bin_type=True, unicode_errors="s
 
 def _dump(tag: bytes, data: Any) -> bytes:
     try:
-        body = _packer.pack(data)
+        body: bytes = _packer.pack(data)
     except (TypeError, ValueError, OverflowError) as exc:  # a datetime, UUID, Decimal, int >= 2**64 ... in the state
         _packer.reset()
         raise StateCodecError(f"state holds a value that is not plain data ({exc}); events must be in codec form") from exc
