@@ -211,3 +211,15 @@ async def _read_after_seek_other(settings: Any, topic: str, group: str) -> list[
         return [] if await consumer.position(tp) == 3 else [await consumer.position(tp)]
     finally:
         await consumer.stop()
+
+
+def test_faust_names_table_changelogs_as_the_topology_does(tmp_path: Path) -> None:
+    """The worker creates the changelog topics itself (touchpoint.topics.WORKER_TOPICS) before faust starts; faust
+    must use the same names, or it would create and recover from other topics."""
+    from touchpoint.config import load_settings
+    from touchpoint.streams.topology import JOURNEY_TABLE, changelog_topic
+
+    app = faust.App("w9", broker="kafka://127.0.0.1:9", store="rocksdb://", datadir=str(tmp_path))
+    table = app.Table(JOURNEY_TABLE, partitions=4, key_type=bytes, value_type=bytes)
+    settings = load_settings(worker_id="w9", kafka_bootstrap_servers="127.0.0.1:9")
+    assert table.changelog_topic.get_topic_name() == changelog_topic(settings, JOURNEY_TABLE) == "w9-journeys-changelog"
