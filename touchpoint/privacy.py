@@ -52,7 +52,7 @@ def erasure_topic(settings: Any) -> str:
 def ensure_topic(settings: Any, timeout: float = 30.0) -> None:
     """Create the erasure topic if missing: compacted and never deleted (an erased id stays suppressed for good).
 
-    Not one of ``touchpoint.topics.TOPICS``: it exists from the first erasure on, and the stages read nothing from it
+    Not one of ``kafka_admin.TOPICS``: it exists from the first erasure on, and the stages read nothing from it
     until then."""
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import NewTopic
