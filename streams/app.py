@@ -124,7 +124,7 @@ def _persist(ctx: WorkerContext) -> None:
 
 def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Path | None = None) -> tuple[faust.App, WorkerContext]:
     """Build the worker App with every step registered. Nothing connects to Kafka until the App starts."""
-    from touchpoint.streams import decode_step, identity_step, journey_step, seek_fix, web
+    from touchpoint.streams import decode_step, faust_adapter, identity_step, journey_step, web
     from touchpoint.streams.topology import identity_topic, journey_topic
 
     port = web_port if web_port is not None else settings.worker_web_port
@@ -149,5 +149,5 @@ def create_app(settings: Settings, *, web_port: int | None = None, data_dir: Pat
     web.register(app, ctx)
     ctx.after_flush.insert(0, lambda: _persist(ctx))
     install(app, [ctx.outbox, ctx.changelog], ctx.before_flush, ctx.after_flush)
-    seek_fix.install(app.consumer, [identity_topic(settings), journey_topic(settings)])
+    faust_adapter.seek_uncommitted_to_start_after_rebalance(app.consumer, [identity_topic(settings), journey_topic(settings)])
     return app, ctx

@@ -63,7 +63,7 @@ from touchpoint.metrics import (
     STREAM_SUPPRESSED,
     STREAM_WINDOWS_HELD,
 )
-from touchpoint.streams import internal, state_codec, windows
+from touchpoint.streams import faust_adapter, internal, state_codec, windows
 from touchpoint.streams.app import WorkerContext
 from touchpoint.streams.dead_letters import STAGE, DeadLetterSender
 from touchpoint.streams.identity import is_merge_marker
@@ -294,7 +294,7 @@ class JourneyStep:
         """Delete an erased owner's journey state (journeys, dedup entries) and tombstone its journey ids on the
         compacted journeys topic (the erasure sweep, outside the agent; the sink deletes the stored rows)."""
         key = journey_key(owner)
-        store = getattr(self.table.data, "_dbs", {}).get(partition)
+        store = faust_adapter.partition_db(self.table, partition)
         raw = store.get(key) if store is not None else None
         if raw is None:
             return False

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Generic, TypeVar
 
+from touchpoint.streams import faust_adapter
+
 T = TypeVar("T")
 
 
@@ -30,11 +32,9 @@ class TableWriter:
         self.topic = changelog_topic
 
     def set(self, key: bytes, value: bytes, partition: int) -> None:
-        store = self.table.data
         # What faust's RocksDB store does for ``store[key] = value`` inside an agent (the current record's
         # partition picks the db), without its serializer and context lookups: ~4 µs less per write.
-        store._db_for_partition(partition).put(key, value)
-        store._key_index[key] = partition
+        faust_adapter.store_put(self.table, key, value, partition)
         self.outbox.send(self.topic, value, key, partition=partition)
 
     def delete(self, key: bytes, partition: int) -> None:
@@ -47,12 +47,8 @@ class TableWriter:
     def forget_key(self, key: bytes, partition: int) -> bool:
         """Delete ``key`` from ``partition``'s store and changelog if this worker holds it there (outside an agent:
         the erasure sweep); returns whether it was there."""
-        store = self.table.data
-        db = getattr(store, "_dbs", {}).get(partition)
-        if db is None or db.get(key) is None:
+        if not faust_adapter.store_forget(self.table, key, partition):
             return False
-        db.delete(key)
-        store._key_index.pop(key, None)
         self.outbox.send(self.topic, None, key, partition=partition)
         return True
 
@@ -61,9 +57,9 @@ class TableWriter:
         from faust.types import TP
 
         store = self.table.data
-        held = getattr(store, "_dbs", None)
+        held = faust_adapter.held_partitions(self.table)
         for (topic, partition), offset in acked.items():
-            if topic == self.topic and (held is None or partition in held):
+            if topic == self.topic and partition in held:
                 store.set_persisted_offset(TP(topic, partition), offset)
 
 

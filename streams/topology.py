@@ -1,7 +1,7 @@
 """Names and specs of every topic the worker reads or writes, and their creation.
 
-The worker owns two repartition topics and two table changelogs, all named under its app id
-(``settings.worker_id``) and all with ``settings.topic_partitions`` partitions:
+The worker owns two repartition topics and two table changelogs (defined in ``touchpoint.topics.WORKER_TOPICS``),
+all named under its app id (``settings.worker_id``) and all with ``settings.topic_partitions`` partitions:
 
 * ``<id>-identity-repartition`` — frames of valid events that carry an anonymous id, by its partition;
 * ``<id>-journey-repartition`` — frames of routed events, by journey owner's partition (customer-only events come
@@ -18,23 +18,9 @@ partitioning of the public events topic (confluent-kafka producers default to a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from touchpoint.config import Settings
 from touchpoint.errors import BrokerUnavailableError, ConfigError
-
-ALIAS_TABLE = "aliases"
-JOURNEY_TABLE = "journeys"
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """One topic the worker needs, with the partition count and config it must have."""
-
-    name: str
-    partitions: int
-    replication: int
-    config: dict[str, str] = field(default_factory=dict)
+from touchpoint.topics import ALIAS_TABLE, JOURNEY_TABLE, WORKER_TOPICS, TopicSpec, topic_configs, worker_topic
 
 
 def decode_group(settings: Settings) -> str:
@@ -43,31 +29,24 @@ def decode_group(settings: Settings) -> str:
 
 
 def identity_topic(settings: Settings) -> str:
-    return f"{settings.worker_id}-identity-repartition"
+    return f"{settings.worker_id}-{worker_topic('identity-repartition').name}"
 
 
 def journey_topic(settings: Settings) -> str:
-    return f"{settings.worker_id}-journey-repartition"
+    return f"{settings.worker_id}-{worker_topic('journey-repartition').name}"
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
     """Faust's own naming rule for a table changelog: ``<app id>-<table>-changelog``."""
-    return f"{settings.worker_id}-{table}-changelog"
+    return f"{settings.worker_id}-{worker_topic(f'{table}-changelog').name}"
 
 
-def internal_topic_specs(settings: Settings) -> list[TopicSpec]:
-    """Topics owned by the worker (repartition topics and changelogs)."""
-    n, r = settings.topic_partitions, settings.topic_replication
-    compact = {"cleanup.policy": "compact"}
-    return [
-        TopicSpec(identity_topic(settings), n, r),
-        TopicSpec(journey_topic(settings), n, r),
-        TopicSpec(changelog_topic(settings, ALIAS_TABLE), n, r, compact),
-        TopicSpec(changelog_topic(settings, JOURNEY_TABLE), n, r, compact),
-    ]
+def internal_topic_specs(settings: Settings) -> list[tuple[str, TopicSpec]]:
+    """(full name, spec) of the topics owned by the worker (``touchpoint.topics.WORKER_TOPICS``)."""
+    return [(f"{settings.worker_id}-{spec.name}", spec) for spec in WORKER_TOPICS]
 
 
-def ensure_topics(settings: Settings, specs: list[TopicSpec], *, timeout: float = 15.0) -> list[str]:
+def ensure_topics(settings: Settings, specs: list[tuple[str, TopicSpec]], *, timeout: float = 15.0) -> list[str]:
     """Create the missing topics; check that existing internal ones have the partition count the tables need.
 
     Returns the names created. Raises ConfigError when an existing internal topic has another partition count
@@ -84,21 +63,23 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec], *, timeout: float 
             f"Kafka at {settings.bootstrap_servers} is not reachable ({exc}); start a local broker with "
             "`touchpoint broker start` or set KAFKA_BOOTSTRAP_SERVERS."
         ) from exc
-    internal = {spec.name for spec in internal_topic_specs(settings)}
+    internal = {name for name, _ in internal_topic_specs(settings)}
+    n = settings.topic_partitions
     missing = []
-    for spec in specs:
-        meta = existing.get(spec.name)
+    for name, spec in specs:
+        meta = existing.get(name)
         if meta is None or meta.error is not None:
-            missing.append(spec)
-        elif spec.name in internal and len(meta.partitions) != spec.partitions:
+            missing.append((name, spec))
+        elif name in internal and len(meta.partitions) != n:
             raise ConfigError(
-                f"topic {spec.name} has {len(meta.partitions)} partitions but the worker's tables need "
-                f"{spec.partitions} (TOUCHPOINT_TOPIC_PARTITIONS); use another TOUCHPOINT_WORKER_ID or delete the topic."
+                f"topic {name} has {len(meta.partitions)} partitions but the worker's tables need "
+                f"{n} (TOUCHPOINT_TOPIC_PARTITIONS); use another TOUCHPOINT_WORKER_ID or delete the topic."
             )
     if not missing:
         return []
     futures = admin.create_topics(
-        [NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication, config=s.config) for s in missing],
+        [NewTopic(name, num_partitions=n, replication_factor=settings.topic_replication,
+                  config=topic_configs(spec, settings)) for name, spec in missing],
         operation_timeout=timeout,
     )
     created = []

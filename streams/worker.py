@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import logging
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
 from touchpoint.config import Settings
 from touchpoint.errors import TouchpointError
+from touchpoint.streams import faust_adapter
 from touchpoint.streams.app import create_app, worker_datadir
 from touchpoint.kafka_admin import create_topics
 from touchpoint.streams.topology import ensure_topics, internal_topic_specs
@@ -62,7 +62,7 @@ def run_worker(settings: Settings, *, web_port: int | None = None, data_dir: Pat
         ctx.suppression.load()  # erased ids are suppressed before the first event is read (touchpoint/privacy.py)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.spinner = None  # a terminal spinner only garbles logs
-    ctx.request_stop = lambda: worker._schedule_shutdown(signal.SIGTERM)  # the same path as a SIGTERM
+    ctx.request_stop = faust_adapter.request_shutdown  # the same path as a SIGTERM
     if created:
         log.warning("created topics: %s", ", ".join(created))
     if discarded:

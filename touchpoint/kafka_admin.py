@@ -1,15 +1,14 @@
-"""The pipeline's topics and the admin operations on them.
+"""The admin operations on the pipeline's topics.
 
-``TOPICS`` is the one place that says which topics the pipeline uses and how they are configured; ``touchpoint
-topics create`` (:func:`create_topics`) creates them idempotently. Partitions and replication come from settings
-(``TOUCHPOINT_TOPIC_PARTITIONS``, ``TOUCHPOINT_TOPIC_REPLICATION``); the per-topic configs below are fixed
-because the stages rely on them (the journeys topic must be compacted for the latest snapshot per key to survive).
+``touchpoint.topics.TOPICS`` is the one place that says which topics the pipeline uses and how they are configured
+(re-exported here); ``touchpoint topics create`` (:func:`create_topics`) creates them idempotently. Partitions and
+replication come from settings (``TOUCHPOINT_TOPIC_PARTITIONS``, ``TOUCHPOINT_TOPIC_REPLICATION``).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -17,38 +16,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from touchpoint.config import Settings
 from touchpoint.errors import BrokerUnavailableError, PermanentError
-
-DAY_MS = 24 * 60 * 60 * 1000
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """One pipeline topic: its name under the topic prefix, what it carries, its key, and its topic configs."""
-
-    name: str
-    carries: str
-    key: str
-    configs: dict[str, str] = field(default_factory=dict)
-
-
-# name              | carries                                   | key                        | configs
-TOPICS: tuple[TopicSpec, ...] = (
-    TopicSpec("events", "touchpoints (Avro `touchpoint`) from producers", "customer_id, else anonymous_id",
-              # 7 days: enough to replay the worker and the sink after an outage of days.
-              {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
-    TopicSpec("dead-letters", "records that could not be used: original bytes + dlq.* headers", "original key",
-              # 30 days to inspect and replay; a little over 1 MiB so a maximal record plus headers still fits.
-              {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS), "max.message.bytes": str(2 * 1024 * 1024)}),
-    TopicSpec("journeys", "JourneySnapshot: latest state of each journey", "journey owner id",
-              # Compacted: the latest snapshot per journey is what readers need; old snapshots may go.
-              {"cleanup.policy": "compact", "min.compaction.lag.ms": str(60 * 60 * 1000)}),
-    TopicSpec("metrics", "MetricWindow: experience metrics per window", "metric + window",
-              # Compacted: a late event re-emits its window; only the latest value per window matters.
-              {"cleanup.policy": "compact", "min.compaction.lag.ms": str(60 * 60 * 1000)}),
-    TopicSpec("identity-merges", "IdentityMerge audit: anonymous ids stitched to customers", "customer_id",
-              # Audit trail, small: kept forever.
-              {"cleanup.policy": "delete", "retention.ms": "-1"}),
-)
+from touchpoint.topics import TOPICS, TopicSpec, topic_configs  # noqa: F401 - re-exported: the topic table
 
 
 @dataclass(frozen=True)
@@ -89,14 +57,6 @@ class TopicReport:
 def topic_specs(settings: Settings) -> list[tuple[str, TopicSpec]]:
     """(full topic name, spec) for every pipeline topic under the settings' prefix."""
     return [(settings.topic(spec.name), spec) for spec in TOPICS]
-
-
-def topic_configs(spec: TopicSpec, settings: Settings) -> dict[str, str]:
-    configs = dict(spec.configs)
-    if settings.topic_replication > 1:
-        # With replicas, acks=all must mean "on more than one broker"; rf 2 -> 1, rf 3+ -> 2.
-        configs["min.insync.replicas"] = str(min(2, settings.topic_replication - 1))
-    return configs
 
 
 def unreachable_message(settings: Settings, detail: str) -> str:

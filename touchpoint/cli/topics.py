@@ -1,4 +1,4 @@
-"""`touchpoint topics create|list`: the pipeline's topics (see touchpoint.kafka_admin.TOPICS)."""
+"""`touchpoint topics create|list`: the pipeline's topics (see touchpoint.topics.TOPICS)."""
 
 from __future__ import annotations
 
