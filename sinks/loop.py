@@ -27,6 +27,15 @@ first or ``sink_resume_from_store=false``.
 Records of the events topic that fail to decode or validate are counted and skipped, not dead-lettered: the
 worker reads the same topic and owns their dead letter (each poison message lands in the DLQ exactly once).
 Undecodable records of the other topics are dead-lettered here (kind ``undecodable`` / ``unknown_schema``).
+
+Dead-letter ratio limit: when more than ``sink_dead_letter_max_ratio`` of the last ``sink_dead_letter_min_records``
+records handled (rows stored or dead-lettered) were dead letters, the sink stops with ``DeadLetterRatioError``
+(exit 1) instead of quietly diverting everything; nothing after the last commit is committed, so a restart after
+the fix re-reads those records.
+
+Lag while paused: librdkafka's statistics stop being served while the loop waits out a ClickHouse outage (no
+``consume`` call), so during that wait the lag gauge is recomputed from the broker's high watermarks and the
+consumer's positions at every retry and at least every ``_LAG_REFRESH_S``: it keeps growing while producers write.
 """
 
 from __future__ import annotations
@@ -40,8 +49,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from touchpoint import metrics as m
-from touchpoint.dead_letter import KIND_INVALID, KIND_REJECTED, DeadLetter
-from touchpoint.errors import BrokerUnavailableError, InvalidEventError, ValidationError
+from touchpoint.dead_letter import KIND_INVALID, KIND_REJECTED, DeadLetter, RatioGuard
+from touchpoint.errors import BrokerUnavailableError, InvalidEventError, PermanentError, ValidationError
 from touchpoint.schemas.codec import AvroCodec
 from touchpoint.schemas.validation import validate_event
 from touchpoint.sinks.batcher import Batch, Batcher, token_for
@@ -52,6 +61,11 @@ log = logging.getLogger(__name__)
 
 STAGE = "sink"
 _UNKNOWN = object()
+_LAG_REFRESH_S = 5.0  # how often the lag gauge is recomputed while consumption is paused
+
+
+class DeadLetterRatioError(PermanentError):
+    """Too many of the sink's recent records were dead-lettered: it stops rather than divert everything."""
 
 
 def _coordinates(message: Message) -> tuple[str, int, int]:
@@ -110,6 +124,7 @@ class SinkLoop:
         self._dlq_errors: list[str] = []
         self._last_progress = time.monotonic()
         self._assigned_at = 0.0
+        self.guard = RatioGuard(settings.sink_dead_letter_max_ratio, settings.sink_dead_letter_min_records)
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -250,6 +265,12 @@ class SinkLoop:
         self.stats.dead_letters += 1
         m.SINK_DEAD_LETTERS.labels(kind).inc()
         log.warning("dead-lettered %s[%d]@%d (%s): %s", letter.topic, letter.partition, letter.offset, kind, reason)
+        if self.guard.record(True):
+            raise DeadLetterRatioError(
+                f"more than {self.guard.max_ratio:.0%} of the sink's last {self.guard.window} records were "
+                f"dead-lettered (last: {letter.topic}[{letter.partition}]@{letter.offset}, {kind}: {reason}); the sink "
+                f"stops. See `touchpoint dead-letters list --stage sink`, fix the table or the producer, then restart "
+                "the sink (or raise TOUCHPOINT_SINK_DEAD_LETTER_MAX_RATIO)")
 
     def _on_dlq_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
@@ -306,6 +327,8 @@ class SinkLoop:
                 self._resume()
                 raise
             m.SINK_INSERT_LATENCY.labels(spec.table).observe(time.perf_counter() - started)
+            for _ in range(len(rows)):
+                self.guard.record(False)
             m.SINK_ROWS_INSERTED.labels(spec.table).inc(len(rows))
             m.SINK_BATCH_ROWS.labels(spec.table).observe(len(rows))
             self.stats.rows_inserted[spec.table] = self.stats.rows_inserted.get(spec.table, 0) + len(rows)
@@ -319,8 +342,39 @@ class SinkLoop:
         self._pause()
         delay = min(self.settings.sink_retry_max_seconds, 0.1 * 2 ** min(attempt, 20))
         log.warning("%s; retry %d in %.1fs (consumption paused)", what, attempt, delay)
-        if self._stop.wait(delay):
-            raise Interrupted(what)
+        until = time.monotonic() + delay
+        while True:
+            self._refresh_lag()
+            left = until - time.monotonic()
+            if self._stop.wait(max(0.0, min(left, _LAG_REFRESH_S))):
+                raise Interrupted(what)
+            if left <= _LAG_REFRESH_S:
+                return
+
+    def _refresh_lag(self) -> None:
+        """Lag gauge from the broker's high watermarks minus this consumer's positions (see the module docstring)."""
+        if not self._assigned or self._consumer is None:
+            return
+        try:
+            parts = [TopicPartition(t, p) for t, p in sorted(self._assigned)]
+            positions = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.position(parts)}
+            committed: dict[tuple[str, int], int] | None = None
+            lag: dict[str, int] = {}
+            for t, p in sorted(self._assigned):
+                low, high = self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=2, cached=False)
+                position = positions.get((t, p), -1)
+                if position < 0:  # nothing consumed yet on this partition: its committed offset, else the start
+                    if committed is None:
+                        committed = {(tp.topic, tp.partition): tp.offset
+                                     for tp in self.consumer.committed(parts, timeout=2)}
+                    found = committed.get((t, p), -1)
+                    position = found if found >= 0 else low
+                lag[t] = lag.get(t, 0) + max(high - position, 0)
+        except KafkaException as exc:
+            log.debug("lag not refreshed while paused: %s", exc)
+            return
+        for topic, value in lag.items():
+            m.SINK_CONSUMER_LAG.labels(topic).set(value)
 
     def _watermark(self, spec: TableSpec, topic: str, partition: int) -> int | None:
         key = (topic, partition)

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
         "kafka_offset per topic partition): makes restarts and group resets exact. Disable only to re-insert on purpose.",
     )
     sink_retry_max_seconds: float = Field(30.0, gt=0, description="Longest backoff between retries of a failed ClickHouse insert.")
+    sink_dead_letter_max_ratio: float = Field(
+        0.5, gt=0, le=1,
+        description="Stop the sink when more than this share of its recent records is dead-lettered (like the worker's limit).",
+    )
+    sink_dead_letter_min_records: int = Field(1000, ge=1, description="The sink's ratio limit applies only after this many recent records.")
     sink_fault_dir: Path | None = Field(
         None, description="TEST SEAM ONLY: directory of flag files that make the sink fail on purpose (see sinks/store.py)."
     )

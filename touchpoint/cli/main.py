@@ -13,6 +13,7 @@ from rich.console import Console
 from touchpoint.errors import TouchpointError
 
 from touchpoint.cli import broker, demo, produce, query, run, schemas_cmd, simulate, sink, topics, worker, bench
+from touchpoint.cli import dead_letters
 
 app = typer.Typer(
     name="touchpoint",
@@ -38,6 +39,7 @@ app.command("report")(query.report)
 app.command("run")(run.run)
 app.command("demo")(demo.demo)
 app.command("bench")(bench.bench)
+app.add_typer(dead_letters.app, name="dead-letters")
 
 _err = Console(stderr=True)
 
