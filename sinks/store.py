@@ -170,10 +170,14 @@ class FaultSeam:
 class Store:
     """One clickhouse-connect client; ``database`` is the pipeline's database (tables are always qualified)."""
 
-    def __init__(self, client: Any, database: str, *, dsn: str = "", fault_dir: Path | None = None) -> None:
+    def __init__(self, client: Any, database: str, *, dsn: str = "", fault_dir: Path | None = None,
+                 cluster: str | None = None) -> None:
         self.client = client
         self.database = database
         self.dsn = dsn
+        # On a cluster the tables are Distributed: an insert returns once every shard has its rows (not when
+        # they are queued locally), so a stored offset means stored (see sinks/README.md "On a cluster").
+        self.insert_settings: dict[str, Any] = {"insert_distributed_sync": 1} if cluster else {}
         self.faults = FaultSeam(fault_dir)
         self._wire_types: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
@@ -187,7 +191,8 @@ class Store:
         except Exception as exc:  # noqa: BLE001 - classified and re-raised
             raise classify(exc, f"connect to {settings.redacted()['clickhouse_dsn']}") from exc
         return cls(client, settings.clickhouse_database, dsn=settings.dsn,
-                   fault_dir=getattr(settings, "sink_fault_dir", None))
+                   fault_dir=getattr(settings, "sink_fault_dir", None),
+                   cluster=getattr(settings, "clickhouse_cluster", None))
 
     @property
     def embedded(self) -> bool:
@@ -212,7 +217,7 @@ class Store:
                token: str | None = None) -> None:
         """Columnar insert of one block; ``token`` makes a retry of the same block a no-op."""
         self.faults.before_insert(table)
-        settings = {"insert_deduplication_token": token} if token else None
+        settings = {**self.insert_settings, **({"insert_deduplication_token": token} if token else {})} or None
         types = self.wire_types(table, tuple(column_names))
         try:
             self.client.insert(self.table(table), columns, column_names=list(column_names),

@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         description="chdb:///path for the embedded engine, http(s)://user:pass@host:8123 for a server. Unset: chdb under data_dir.",
     )
     clickhouse_database: str = Field("touchpoint", description="Database holding the pipeline's tables.")
+    clickhouse_cluster: str | None = Field(
+        None,
+        description="ClickHouse cluster (remote_servers name) for the DDL: ON CLUSTER, Replicated*MergeTree and Distributed "
+        "tables (sinks/cluster_ddl.py). Unset: single-node tables.",
+    )
     raw_ttl_days: int = Field(0, ge=0, description="TTL of raw touchpoints in days; 0 keeps them forever.")
     sink_group: str = Field("touchpoint-sink", description="Consumer group of the sink.")
     sink_batch_rows: int = Field(50_000, ge=1, description="The sink inserts a batch when it holds this many rows...")
