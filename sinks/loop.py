@@ -432,9 +432,12 @@ class SinkLoop:
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             code = error.code() if isinstance(error, KafkaError) else None
-            if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
-                        KafkaError.UNKNOWN_MEMBER_ID, KafkaError._NO_OFFSET):
-                # Rows are stored; whoever owns the partition next skips them by the stored offset.
+            retriable = isinstance(error, KafkaError) and error.retriable()
+            if retriable or code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+                                     KafkaError.UNKNOWN_MEMBER_ID, KafkaError._NO_OFFSET, KafkaError._WAIT_COORD,
+                                     KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR):
+                # Rows are stored; whoever owns the partition next (this sink after Kafka is back, or another)
+                # skips them by the stored offset, and the next batch's commit covers these offsets.
                 log.warning("offset commit skipped (%s); the stored offset covers it", exc)
                 return
             raise BrokerUnavailableError(f"offset commit failed: {exc}") from exc
@@ -442,6 +445,7 @@ class SinkLoop:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned_at = time.monotonic()
+        m.SINK_REBALANCES.inc()
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self._assigned.add(key)
@@ -475,6 +479,9 @@ class SinkLoop:
     def _on_stats(self, stats_json: str) -> None:
         for topic, lag in m.lag_by_topic(stats_json, self._assigned).items():
             m.SINK_CONSUMER_LAG.labels(topic).set(lag)
+        up = m.brokers_up(stats_json)
+        if up is not None:
+            m.SINK_KAFKA_BROKERS_UP.set(up)
 
     # --- logging ------------------------------------------------------------------------------------------
 

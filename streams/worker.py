@@ -25,6 +25,7 @@ from touchpoint.config import Settings
 from touchpoint.errors import TouchpointError
 from touchpoint.streams.app import create_app, worker_datadir
 from touchpoint.kafka_admin import create_topics
+from touchpoint.metrics import STREAM_STATE_REBUILT
 from touchpoint.streams.topology import ensure_topics, internal_topic_specs
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,9 @@ def run_worker(settings: Settings, *, web_port: int | None = None, data_dir: Pat
     port = web_port if web_port is not None else settings.worker_web_port
     created = create_topics(settings).created + ensure_topics(settings, internal_topic_specs(settings))
     datadir = worker_datadir(settings, port, data_dir)
+    had_state = datadir.exists()
     discarded = prepare_datadir(datadir)
+    STREAM_STATE_REBUILT.set(1 if discarded or not had_state else 0)
     app, ctx = create_app(settings, web_port=port, data_dir=data_dir)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.spinner = None  # a terminal spinner only garbles logs
