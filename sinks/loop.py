@@ -12,7 +12,10 @@ Protocol for one batch (``_flush``), in order:
 2. rows ClickHouse refuses as data (constraint, type) are found by bisection and dead-lettered
    (kind ``rejected_by_store``); a refusal of the request itself (unknown table, access) stops the sink;
 3. wait until every dead letter of the batch is acknowledged by Kafka;
-4. commit, synchronously, exactly the offsets the batch handled (``enable.auto.commit=false``).
+4. commit exactly the offsets the batch handled (``enable.auto.commit=false``): asynchronously while
+   ``sink_resume_from_store`` is on (the default), because then the restart position is the store's and the group's
+   offsets only show progress, so a Kafka outage never stalls the loop on a commit; synchronously when it is off.
+   The last offsets are committed synchronously once more on a clean stop (when Kafka is reachable).
 
 Why restarts cannot duplicate: on (re)assignment of a partition the loop asks the store for the highest
 ``kafka_offset`` it holds for that topic partition and skips records at or below it. That is exact because,
@@ -125,6 +128,8 @@ class SinkLoop:
         self._last_progress = time.monotonic()
         self._assigned_at = 0.0
         self.guard = RatioGuard(settings.sink_dead_letter_max_ratio, settings.sink_dead_letter_min_records)
+        self._kafka_up = True                                  # from the last statistics: any broker UP
+        self._committed: dict[tuple[str, int], int] = {}      # newest offsets handed to commit, per partition
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -140,6 +145,7 @@ class SinkLoop:
             "fetch.max.bytes": 16 * 1024 * 1024,
             "statistics.interval.ms": 5000,
             "stats_cb": self._on_stats,
+            "on_commit": self._on_commit,
         })
         return config
 
@@ -199,6 +205,7 @@ class SinkLoop:
             self.batcher.clear()
         finally:
             self._stop.set()  # on_revoke during close must not flush again
+            self._final_commit()
             try:
                 consumer.close()
             finally:
@@ -427,8 +434,14 @@ class SinkLoop:
         offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(batch.commit.items()) if (t, p) in self._assigned]
         if not offsets:
             return
+        asynchronous = bool(self.settings.sink_resume_from_store)
+        for tp in offsets:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            if asynchronous:
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             error = exc.args[0] if exc.args else None
             code = error.code() if isinstance(error, KafkaError) else None
@@ -442,6 +455,21 @@ class SinkLoop:
                 return
             raise BrokerUnavailableError(f"offset commit failed: {exc}") from exc
         self.stats.commits += 1
+
+    def _on_commit(self, err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
+        if err is not None and err.code() != KafkaError._NO_OFFSET:
+            # Rows are stored: the stored offset is the restart position, a later commit covers these offsets.
+            log.warning("asynchronous offset commit failed (%s); the stored offset covers it", err.str())
+
+    def _final_commit(self) -> None:
+        """On stop: the newest offsets once more, synchronously, so the group shows no lag for stored records."""
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(self._committed.items()) if (t, p) in self._assigned]
+        if not offsets or not self._kafka_up or not self.settings.sink_resume_from_store:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("final offset commit failed (%s); the stored offsets cover it", exc)
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned_at = time.monotonic()
@@ -466,6 +494,7 @@ class SinkLoop:
         for tp in partitions:
             self._assigned.discard((tp.topic, tp.partition))
             self._watermarks.pop((tp.topic, tp.partition), None)
+            self._committed.pop((tp.topic, tp.partition), None)
         self._paused = False
         m.SINK_PAUSED.set(0)
 
@@ -482,6 +511,7 @@ class SinkLoop:
         up = m.brokers_up(stats_json)
         if up is not None:
             m.SINK_KAFKA_BROKERS_UP.set(up)
+            self._kafka_up = up > 0
 
     # --- logging ------------------------------------------------------------------------------------------
 
