@@ -169,8 +169,8 @@ def test_worker_state_directory_deleted_while_down_is_rebuilt_exactly(kafka_boot
     ])
 
 
-def test_rebalance_storm_workers_1_3_1_and_a_sink_joining_and_leaving(kafka_bootstrap, tmp_path, unique):
-    run = ChaosRun(kafka_bootstrap, tmp_path, f"{unique}r", fault="rebalance storm: workers 1 -> 3 -> 1, a second sink joins and leaves", customers=300, seed=44)
+def test_rebalance_storm_workers_1_3_1_and_the_sink_leaving_and_rejoining(kafka_bootstrap, tmp_path, unique):
+    run = ChaosRun(kafka_bootstrap, tmp_path, f"{unique}r", fault="rebalance storm: workers 1 -> 3 -> 1, the sink leaving and rejoining", customers=300, seed=44)
     group = run.env["TOUCHPOINT_WORKER_ID"]
     sink_group = run.env["TOUCHPOINT_SINK_GROUP"]
 
@@ -181,7 +181,7 @@ def test_rebalance_storm_workers_1_3_1_and_a_sink_joining_and_leaving(kafka_boot
     try:
         run.setup()
         run.start_worker()
-        run.start_sink()
+        sink = run.start_sink()
         producer = run.produce(rate=30)
         run.wait_stored(300)
         run.mark("storm")
@@ -189,12 +189,14 @@ def test_rebalance_storm_workers_1_3_1_and_a_sink_joining_and_leaving(kafka_boot
         members(group, 2)
         extra.append(run.start_worker(free_port()))
         members(group, 3)
-        second_sink = run.start_sink(metrics_port=free_port(), sql_port=0)
-        members(sink_group, 2)
+        # The embedded store belongs to one process, so the sink's group changes by its one sink leaving and
+        # joining again (against a server, more sinks would join: deploy/clickhouse-cluster/README.md).
+        assert stop(sink) == 0
+        members(sink_group, 0)
         for proc in extra:
             assert stop(proc) == 0
         members(group, 1)
-        assert stop(second_sink) == 0
+        run.start_sink()
         members(sink_group, 1)
         run.mark("calm")
         assert producer.is_alive(), "the storm ended after the traffic: make the traffic longer"
