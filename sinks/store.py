@@ -49,6 +49,7 @@ RETRYABLE_CODES = frozenset({
     1000, # POCO_EXCEPTION
 })
 _CODE_RE = re.compile(r"Code: (\d+)")
+NOT_ENOUGH_SPACE = 243  # the disk is full: retryable (the sink waits for space), not a bad request
 
 
 class StoreRetryableError(StoreUnavailableError):
@@ -97,6 +98,9 @@ def classify(exc: BaseException, what: str) -> StoreRetryableError | StoreReject
         found = _CODE_RE.search(str(exc))
         code = int(found.group(1)) if found else None
     message = f"{what}: {text}"
+    if code == NOT_ENOUGH_SPACE or "No space left on device" in str(exc):
+        return StoreRetryableError(f"{message} (ClickHouse has no disk space left: free space on its data disk; "
+                                   "the sink pauses and retries until it can write)", code)
     if isinstance(exc, cc.OperationalError) or isinstance(exc, (ConnectionError, TimeoutError)):
         return StoreRetryableError(f"{message} (ClickHouse unreachable; retrying)", code)
     if isinstance(exc, cc.ClickHouseError) and code in RETRYABLE_CODES:
@@ -223,7 +227,8 @@ class Store:
             self.client.insert(self.table(table), columns, column_names=list(column_names),
                                column_type_names=types, column_oriented=True, settings=settings)
         except Exception as exc:  # noqa: BLE001 - classified and re-raised
-            raise classify(exc, f"insert into {self.table(table)}") from exc
+            where = f" (data in {self.dsn.removeprefix('chdb://')})" if self.embedded else ""
+            raise classify(exc, f"insert into {self.table(table)}{where}") from exc
         self.faults.after_insert(table)
 
     def wire_types(self, table: str, column_names: tuple[str, ...]) -> list[str]:

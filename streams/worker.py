@@ -15,6 +15,7 @@ Lifecycle, in order:
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 import signal
@@ -25,6 +26,7 @@ from touchpoint.config import Settings
 from touchpoint.errors import TouchpointError
 from touchpoint.streams.app import create_app, worker_datadir
 from touchpoint.kafka_admin import create_topics
+from touchpoint.streams.agent_guard import disk_nearly_full, failure_reason
 from touchpoint.metrics import STREAM_STATE_REBUILT
 from touchpoint.streams.topology import ensure_topics, internal_topic_specs
 
@@ -78,6 +80,10 @@ def run_worker(settings: Settings, *, web_port: int | None = None, data_dir: Pat
         code = code or 1
     if ctx.fatal_reason is not None:
         raise TouchpointError(f"worker stopped: {ctx.fatal_reason}")
+    if code != 0 and disk_nearly_full(datadir):
+        # faust can also crash on a full disk outside an agent (opening a partition's RocksDB): say so plainly.
+        raise TouchpointError(failure_reason(OSError(errno.ENOSPC, "No space left on device"),
+                                             f"faust stopped with exit code {code}", datadir))
     if code == 0:
         (datadir / CLEAN_MARKER).write_text("faust stopped cleanly; local tables match their changelogs\n")
     return code

@@ -214,3 +214,77 @@ def test_rebalance_storm_workers_1_3_1_and_the_sink_leaving_and_rejoining(kafka_
             "the worker and sink groups keep rebalancing: members joining and leaving",
             "A crash loop or a rolling deploy; every rebalance pauses consumption. Numbers stay exact.")},
     ])
+
+
+def fill(path, chunk: int = 1 << 20) -> int:
+    """Write a ballast file under ``path`` until the file system is full; returns the bytes written."""
+    written = 0
+    with open(path / "ballast", "wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * chunk)
+                out.flush()
+                written += chunk
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+    return written
+
+
+def test_data_directory_disk_full_clear_error_then_recovery(kafka_bootstrap, tmp_path, unique):
+    """The data directory (worker state and the embedded ClickHouse) on a small tmpfs that a ballast file fills:
+    the worker stops with an error naming its state directory, the sink pauses naming the store's path; once the
+    space is back the sink resumes by itself and the restarted worker rebuilds its state; numbers exact."""
+    import subprocess
+
+    data = tmp_path / "data"
+    data.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=192m", "tmpfs", str(data)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs for the disk-full fault ({mounted.stderr.strip()}): run `make chaos` as root")
+    run = ChaosRun(kafka_bootstrap, tmp_path, f"{unique}d", customers=300, seed=45,
+                   fault="data directory disk full (192 MiB tmpfs) 50 s, then freed")
+    port = int(run.env["TOUCHPOINT_WORKER_WEB_PORT"])
+    state = data / "worker" / f"{run.env['TOUCHPOINT_WORKER_ID']}-{port}"
+    try:
+        run.setup()
+        worker = run.start_worker()
+        sink = run.start_sink()
+        worker_log, sink_log = run.procs[0][1], run.procs[1][1]
+        producer = run.produce(rate=40)
+        wait_until(lambda: progress(run.sql_port, run.db)["windows"] >= 300, timeout=180, interval=1.0,
+                   what="the worker's first 300 events windowed")
+        run.mark("disk full")
+        fill(data)
+        code = wait_until(lambda: worker.poll() is not None and (worker.returncode,), timeout=90,
+                          what="the worker stopping on the full disk")[0]
+        assert code == 1, worker_log.read_text()[-3000:]
+        text = worker_log.read_text()
+        assert f"the disk holding the worker's state directory {state.resolve()} is full" in text, text[-3000:]
+        wait_until(lambda: "no disk space left" in sink_log.read_text(), timeout=60, what="the sink saying the disk is full")
+        assert f"data in {data / 'clickhouse'}" in sink_log.read_text()
+        run.procs.pop(0)  # the worker's exit is the expected outcome of this fault, not a failure of the run
+        end = run.timeline["disk full"] + 50
+        while run.recorder.now() < end:  # the fault lasts 50 s; the sink must stay up, paused
+            assert sink.poll() is None, sink_log.read_text()[-3000:]
+            time.sleep(1)
+        (data / "ballast").unlink()
+        run.mark("space back")
+        run.start_worker()
+        figures = run.finish(producer)
+    finally:
+        codes = run.close()
+        subprocess.run(["umount", "-l", str(data)], check=False)
+    assert codes == [0, 0], codes
+    record(figures)
+    assert_exact(figures, run.sim.truth["events"])
+    t = run.timeline
+    write_alert_test("disk_full", run.recorder, t["complete"], [
+        {"eval_time": step_at(t["disk full"] - 5), "alertname": "TouchpointSinkPaused", "exp_alerts": []},
+        {"eval_time": step_at(t["disk full"] + 45), "alertname": "TouchpointSinkPaused", "exp_alerts": firing(
+            "TouchpointSinkPaused", {"severity": "page"},
+            "the sink paused consumption: ClickHouse keeps failing inserts",
+            "Lag grows while paused (touchpoint_sink_consumer_lag_messages) and drains by itself once ClickHouse "
+            "accepts inserts.")},
+        {"eval_time": step_at(t["complete"]), "alertname": "TouchpointSinkPaused", "exp_alerts": []},
+    ])
