@@ -22,7 +22,7 @@ test: setup
 
 # Fault figures on the real broker (minutes per fault; not part of `make test`): see README "Fault figures".
 chaos: setup
-	TOUCHPOINT_CHAOS=1 $(VENV)/bin/pytest tests/chaos -x -s -p no:cacheprovider --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
+	TOUCHPOINT_CHAOS=1 $(VENV)/bin/pytest tests/chaos -x -s -p no:cacheprovider --basetemp=$(CURDIR)/.touchpoint/chaos/tmp --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
 	$(VENV)/bin/python -m tests.chaos.report
 
 broker-start: setup

@@ -11,36 +11,44 @@ import pytest
 from touchpoint.streams.agent_guard import disk_nearly_full, is_disk_full, stop_worker_on_failure
 
 
-class Ctx(SimpleNamespace):
-    def fail(self, reason: str) -> None:
-        self.reasons.append(reason)
+class Exited(Exception):
+    pass
 
 
-def test_a_full_disk_stops_the_worker_naming_its_state_directory():
-    ctx = Ctx(datadir=Path("/state/w-6066"), reasons=[])
+def guard(ctx, what, exits):
+    def exit(code):
+        exits.append(code)
+        raise Exited(code)
+    return stop_worker_on_failure(ctx, what, exit=exit)
+
+
+def test_a_full_disk_ends_the_worker_at_once_naming_its_state_directory(capsys):
+    ctx, exits = SimpleNamespace(datadir=Path("/state/w-6066")), []
     rocksdb = Exception("IO error: No space left on device: While appending to file: /state/w-6066/x.log")
-    with pytest.raises(Exception, match="No space left"):
-        with stop_worker_on_failure(ctx, "the journeys agent"):
+    with pytest.raises(Exited):
+        with guard(ctx, "the journeys agent", exits):
             raise rocksdb
-    assert len(ctx.reasons) == 1
-    assert ctx.reasons[0].startswith("the disk holding the worker's state directory /state/w-6066 is full")
-    assert "rebuilt from the changelog topics" in ctx.reasons[0]
+    assert exits == [1]
+    err = capsys.readouterr().err
+    assert err.startswith("error: worker stopped: the disk holding the worker's state directory /state/w-6066 is full")
+    assert "rebuilt from the changelog topics" in err
 
 
-def test_any_other_failure_stops_the_worker_too():
-    ctx = Ctx(datadir=Path("/state"), reasons=[])
-    with pytest.raises(KeyError):
-        with stop_worker_on_failure(ctx, "the identity agent"):
+def test_any_other_failure_ends_the_worker_too(capsys):
+    ctx, exits = SimpleNamespace(datadir=Path("/state")), []
+    with pytest.raises(Exited):
+        with guard(ctx, "the identity agent", exits):
             raise KeyError("x")
-    assert ctx.reasons == ["the identity agent failed: KeyError: 'x'; restart the worker (records after its last "
-                           "commit are re-read)"]
+    assert exits == [1]
+    assert capsys.readouterr().err == ("error: worker stopped: the identity agent failed: KeyError: 'x'; restart the "
+                                       "worker (records after its last commit are re-read)\n")
 
 
 def test_a_clean_agent_end_stops_nothing():
-    ctx = Ctx(datadir=Path("/state"), reasons=[])
-    with stop_worker_on_failure(ctx, "agent"):
+    ctx, exits = SimpleNamespace(datadir=Path("/state")), []
+    with guard(ctx, "agent", exits):
         pass
-    assert ctx.reasons == []
+    assert exits == []
 
 
 def test_disk_full_recognised_from_errno_and_text(tmp_path):
