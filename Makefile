@@ -9,7 +9,7 @@ VENV := .venv
 PYTEST_TIMEOUT ?= 600
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test broker-start broker-stop clean
+.PHONY: setup demo test chaos broker-start broker-stop clean
 
 setup:
 	bash deploy/local/bootstrap.sh
@@ -19,6 +19,11 @@ demo: setup
 
 test: setup
 	$(VENV)/bin/pytest tests --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
+
+# Fault figures on the real broker (minutes per fault; not part of `make test`): see README "Fault figures".
+chaos: setup
+	TOUCHPOINT_CHAOS=1 $(VENV)/bin/pytest tests/chaos -x -s -p no:cacheprovider --basetemp=$(CURDIR)/.touchpoint/chaos/tmp --timeout=$(PYTEST_TIMEOUT) $(PYTEST_ARGS)
+	$(VENV)/bin/python -m tests.chaos.report
 
 broker-start: setup
 	$(VENV)/bin/touchpoint broker start

@@ -12,7 +12,10 @@ Protocol for one batch (``_flush``), in order:
 2. rows ClickHouse refuses as data (constraint, type) are found by bisection and dead-lettered
    (kind ``rejected_by_store``); a refusal of the request itself (unknown table, access) stops the sink;
 3. wait until every dead letter of the batch is acknowledged by Kafka;
-4. commit, synchronously, exactly the offsets the batch handled (``enable.auto.commit=false``).
+4. commit exactly the offsets the batch handled (``enable.auto.commit=false``): asynchronously while
+   ``sink_resume_from_store`` is on (the default), because then the restart position is the store's and the group's
+   offsets only show progress, so a Kafka outage never stalls the loop on a commit; synchronously when it is off.
+   The last offsets are committed synchronously once more on a clean stop (when Kafka is reachable).
 
 A Kafka outage does not stop the sink: a failed commit (coordinator unavailable, broker down) and dead letters
 not yet acknowledged are retried with the same backoff as ClickHouse inserts, consumption paused meanwhile, until
@@ -34,6 +37,15 @@ first or ``sink_resume_from_store=false``.
 Records of the events topic that fail to decode or validate are counted and skipped, not dead-lettered: the
 worker reads the same topic and owns their dead letter (each poison message lands in the DLQ exactly once).
 Undecodable records of the other topics are dead-lettered here (kind ``undecodable`` / ``unknown_schema``).
+
+Dead-letter ratio limit: when more than ``sink_dead_letter_max_ratio`` of the last ``sink_dead_letter_min_records``
+records handled (rows stored or dead-lettered) were dead letters, the sink stops with ``DeadLetterRatioError``
+(exit 1) instead of quietly diverting everything; nothing after the last commit is committed, so a restart after
+the fix re-reads those records.
+
+Lag while paused: librdkafka's statistics stop being served while the loop waits out a ClickHouse outage (no
+``consume`` call), so during that wait the lag gauge is recomputed from the broker's high watermarks and the
+consumer's positions at every retry and at least every ``_LAG_REFRESH_S``: it keeps growing while producers write.
 """
 
 from __future__ import annotations
@@ -47,8 +59,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from touchpoint import metrics as m
-from touchpoint.dead_letter import KIND_INVALID, KIND_REJECTED, DeadLetter
-from touchpoint.errors import BrokerUnavailableError, ConfigError, InvalidEventError, ValidationError
+from touchpoint.dead_letter import KIND_INVALID, KIND_REJECTED, DeadLetter, RatioGuard
+from touchpoint.errors import BrokerUnavailableError, ConfigError, InvalidEventError, PermanentError, ValidationError
 from touchpoint.kafka_security import security_problem
 from touchpoint.schemas.codec import AvroCodec
 from touchpoint.schemas.validation import validate_event
@@ -62,6 +74,11 @@ log = logging.getLogger(__name__)
 
 STAGE = "sink"
 _UNKNOWN = object()
+_LAG_REFRESH_S = 5.0  # how often the lag gauge is recomputed while consumption is paused
+
+
+class DeadLetterRatioError(PermanentError):
+    """Too many of the sink's recent records were dead-lettered: it stops rather than divert everything."""
 
 
 def _coordinates(message: Message) -> tuple[str, int, int]:
@@ -127,6 +144,9 @@ class SinkLoop:
         self._last_progress = time.monotonic()
         self._assigned_at = 0.0
         self._commit_thread: threading.Thread | None = None
+        self.guard = RatioGuard(settings.sink_dead_letter_max_ratio, settings.sink_dead_letter_min_records)
+        self._kafka_up = True                                  # from the last statistics: any broker UP
+        self._committed: dict[tuple[str, int], int] = {}      # newest offsets handed to commit, per partition
 
     # --- lifecycle ----------------------------------------------------------------------------------------
 
@@ -143,6 +163,7 @@ class SinkLoop:
             "fetch.max.bytes": 16 * 1024 * 1024,
             "statistics.interval.ms": 5000,
             "stats_cb": self._on_stats,
+            "on_commit": self._on_commit,
         })
         return config
 
@@ -217,6 +238,7 @@ class SinkLoop:
             self.batcher.clear()
         finally:
             self._stop.set()  # on_revoke during close must not flush again
+            self._final_commit()
             self.eraser.close()
             try:
                 if self._commit_thread is not None and self._commit_thread.is_alive():
@@ -296,6 +318,12 @@ class SinkLoop:
         self.stats.dead_letters += 1
         m.SINK_DEAD_LETTERS.labels(kind).inc()
         log.warning("dead-lettered %s[%d]@%d (%s): %s", letter.topic, letter.partition, letter.offset, kind, reason)
+        if self.guard.record(True):
+            raise DeadLetterRatioError(
+                f"more than {self.guard.max_ratio:.0%} of the sink's last {self.guard.window} records were "
+                f"dead-lettered (last: {letter.topic}[{letter.partition}]@{letter.offset}, {kind}: {reason}); the sink "
+                f"stops. See `touchpoint dead-letters list --stage sink`, fix the table or the producer, then restart "
+                "the sink (or raise TOUCHPOINT_SINK_DEAD_LETTER_MAX_RATIO)")
 
     def _on_dlq_delivery(self, err: KafkaError | None, _msg: Message) -> None:
         if err is not None:
@@ -352,6 +380,8 @@ class SinkLoop:
                 self._resume()
                 raise
             m.SINK_INSERT_LATENCY.labels(spec.table).observe(time.perf_counter() - started)
+            for _ in range(len(rows)):
+                self.guard.record(False)
             m.SINK_ROWS_INSERTED.labels(spec.table).inc(len(rows))
             m.SINK_BATCH_ROWS.labels(spec.table).observe(len(rows))
             self.stats.rows_inserted[spec.table] = self.stats.rows_inserted.get(spec.table, 0) + len(rows)
@@ -366,8 +396,39 @@ class SinkLoop:
         delay = min(self.settings.sink_retry_max_seconds, 0.1 * 2 ** min(attempt, 20))
         log.warning("%s; retry %d in %.1fs (consumption paused)", what, attempt, delay)
         report_phase(self.settings, f"paused: {what}; retry {attempt}")
-        if self._stop.wait(delay):
-            raise Interrupted(what)
+        until = time.monotonic() + delay
+        while True:
+            self._refresh_lag()
+            left = until - time.monotonic()
+            if self._stop.wait(max(0.0, min(left, _LAG_REFRESH_S))):
+                raise Interrupted(what)
+            if left <= _LAG_REFRESH_S:
+                return
+
+    def _refresh_lag(self) -> None:
+        """Lag gauge from the broker's high watermarks minus this consumer's positions (see the module docstring)."""
+        if not self._assigned or self._consumer is None:
+            return
+        try:
+            parts = [TopicPartition(t, p) for t, p in sorted(self._assigned)]
+            positions = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.position(parts)}
+            committed: dict[tuple[str, int], int] | None = None
+            lag: dict[str, int] = {}
+            for t, p in sorted(self._assigned):
+                low, high = self.consumer.get_watermark_offsets(TopicPartition(t, p), timeout=2, cached=False)
+                position = positions.get((t, p), -1)
+                if position < 0:  # nothing consumed yet on this partition: its committed offset, else the start
+                    if committed is None:
+                        committed = {(tp.topic, tp.partition): tp.offset
+                                     for tp in self.consumer.committed(parts, timeout=2)}
+                    found = committed.get((t, p), -1)
+                    position = found if found >= 0 else low
+                lag[t] = lag.get(t, 0) + max(high - position, 0)
+        except KafkaException as exc:
+            log.debug("lag not refreshed while paused: %s", exc)
+            return
+        for topic, value in lag.items():
+            m.SINK_CONSUMER_LAG.labels(topic).set(value)
 
     def _watermark(self, spec: TableSpec, topic: str, partition: int) -> int | None:
         key = (topic, partition)
@@ -428,29 +489,42 @@ class SinkLoop:
         offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(batch.commit.items()) if (t, p) in self._assigned]
         if not offsets:
             return
-        attempt = 0
-        while True:
-            try:
-                self._commit_sync(offsets)
-                break
-            except KafkaException as exc:
-                error = exc.args[0] if exc.args else None
-                code = error.code() if isinstance(error, KafkaError) else None
-                if code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
-                            KafkaError.UNKNOWN_MEMBER_ID, KafkaError._NO_OFFSET):
-                    # Rows are stored; whoever owns the partition next skips them by the stored offset.
-                    log.warning("offset commit skipped (%s); the stored offset covers it", exc)
-                    self._resume()
-                    return
-                if isinstance(error, KafkaError) and error.fatal():
-                    raise BrokerUnavailableError(f"offset commit failed: {exc}") from exc
-                # Coordinator unavailable, broker down, timeout: the rows are stored, so waiting loses nothing.
-                attempt += 1
-                self._wait_retry(attempt, f"offset commit failed ({error.str() if isinstance(error, KafkaError) else exc})")
-        if attempt:
-            log.info("offset commit succeeded after %d retries; resuming", attempt)
-            self._resume()
+        asynchronous = bool(self.settings.sink_resume_from_store)
+        for tp in offsets:
+            self._committed[(tp.topic, tp.partition)] = tp.offset
+        try:
+            if asynchronous:
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self._commit_sync(offsets)  # a stop request is honoured while it waits for Kafka
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            code = error.code() if isinstance(error, KafkaError) else None
+            retriable = isinstance(error, KafkaError) and error.retriable()
+            if retriable or code in (KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION,
+                                     KafkaError.UNKNOWN_MEMBER_ID, KafkaError._NO_OFFSET, KafkaError._WAIT_COORD,
+                                     KafkaError.COORDINATOR_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR):
+                # Rows are stored; whoever owns the partition next (this sink after Kafka is back, or another)
+                # skips them by the stored offset, and the next batch's commit covers these offsets.
+                log.warning("offset commit skipped (%s); the stored offset covers it", exc)
+                return
+            raise BrokerUnavailableError(f"offset commit failed: {exc}") from exc
         self.stats.commits += 1
+
+    def _on_commit(self, err: KafkaError | None, _partitions: list[TopicPartition]) -> None:
+        if err is not None and err.code() != KafkaError._NO_OFFSET:
+            # Rows are stored: the stored offset is the restart position, a later commit covers these offsets.
+            log.warning("asynchronous offset commit failed (%s); the stored offset covers it", err.str())
+
+    def _final_commit(self) -> None:
+        """On stop: the newest offsets once more, synchronously, so the group shows no lag for stored records."""
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(self._committed.items()) if (t, p) in self._assigned]
+        if not offsets or not self._kafka_up or not self.settings.sink_resume_from_store:
+            return
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            log.warning("final offset commit failed (%s); the stored offsets cover it", exc)
 
     def _commit_sync(self, offsets: list[TopicPartition], patience: float = 5.0) -> None:
         """``consumer.commit(asynchronous=False)`` in a helper thread, so a stop request is honoured while the call
@@ -487,6 +561,7 @@ class SinkLoop:
 
     def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned_at = time.monotonic()
+        m.SINK_REBALANCES.inc()
         for tp in partitions:
             key = (tp.topic, tp.partition)
             self._assigned.add(key)
@@ -508,6 +583,7 @@ class SinkLoop:
         for tp in partitions:
             self._assigned.discard((tp.topic, tp.partition))
             self._watermarks.pop((tp.topic, tp.partition), None)
+            self._committed.pop((tp.topic, tp.partition), None)
         self._paused = False
         m.SINK_PAUSED.set(0)
         if not self._stop.is_set():
@@ -524,6 +600,10 @@ class SinkLoop:
     def _on_stats(self, stats_json: str) -> None:
         for topic, lag in m.lag_by_topic(stats_json, self._assigned).items():
             m.SINK_CONSUMER_LAG.labels(topic).set(lag)
+        up = m.brokers_up(stats_json)
+        if up is not None:
+            m.SINK_KAFKA_BROKERS_UP.set(up)
+            self._kafka_up = up > 0
 
     # --- logging ------------------------------------------------------------------------------------------
 

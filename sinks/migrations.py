@@ -9,6 +9,7 @@ Steps of ``migrate``:
 Re-running is a no-op. A failing statement stops with ``MigrationError`` naming the file, the statement number
 and its first line, and nothing is recorded for that file, so fixing it and re-running resumes there.
 Placeholders: ``{database}`` (settings.clickhouse_database) and ``{raw_ttl}`` (TTL clause from raw_ttl_days).
+With ``settings.clickhouse_cluster`` every file is applied in its cluster rendering (``cluster_script``).
 """
 
 from __future__ import annotations
@@ -72,19 +73,51 @@ def render(statement: str, database: str, raw_ttl_days: int) -> str:
     return statement.replace("{database}", database).replace("{raw_ttl}", ttl)
 
 
-def migrate(store: Store, settings: Any, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply pending migrations; returns the file names applied (empty when up to date)."""
+def cluster_script(database: str, cluster: str, raw_ttl_days: int,
+                   directory: Path = MIGRATIONS_DIR) -> list[tuple[Migration, list[str]]]:
+    """Every migration file's statements rendered for ``cluster`` (sinks/cluster_ddl.py), in version order."""
+    from touchpoint.sinks.cluster_ddl import ClusterDDLError, ClusterSpec, render_statement
+
+    spec = ClusterSpec(cluster, database)
+    split: set[str] = set()
+    out: list[tuple[Migration, list[str]]] = []
+    for migration in load_migrations(directory):
+        rendered: list[str] = []
+        for number, statement in enumerate(migration.statements(), start=1):
+            try:
+                rendered += render_statement(spec, render(statement, database, raw_ttl_days), split)
+            except ClusterDDLError as exc:
+                raise MigrationError(f"migration {migration.path.name}, statement {number}: {exc}") from exc
+        out.append((migration, rendered))
+    return out
+
+
+def migrate(store: Store, settings: Any, directory: Path = MIGRATIONS_DIR, *, cluster: str | None = None) -> list[str]:
+    """Apply pending migrations; returns the file names applied (empty when up to date).
+
+    ``cluster`` (else ``settings.clickhouse_cluster``): apply the cluster rendering of every file instead, with
+    ``ON CLUSTER`` bookkeeping (see sinks/cluster_ddl.py); unset: the single-node DDL, unchanged.
+    """
     database = store.database
     if not _IDENT_RE.match(database):
         raise ConfigError(f"clickhouse_database={database!r} is not a plain identifier (letters, digits, _); "
                           "set TOUCHPOINT_CLICKHOUSE_DATABASE")
+    cluster = cluster or getattr(settings, "clickhouse_cluster", None)
     migrations = load_migrations(directory)
-    store.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    store.command(
-        f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
-        "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
-        "ENGINE = MergeTree ORDER BY version"
-    )
+    if cluster:
+        from touchpoint.sinks.cluster_ddl import ClusterSpec, bookkeeping
+
+        for sql in bookkeeping(ClusterSpec(cluster, database)):
+            store.command(sql)
+        on_cluster = dict((m.version, sql) for m, sql in cluster_script(database, cluster, settings.raw_ttl_days,
+                                                                        directory))
+    else:
+        store.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        store.command(
+            f"CREATE TABLE IF NOT EXISTS {database}.schema_migrations "
+            "(version UInt32, name String, checksum String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+            "ENGINE = MergeTree ORDER BY version"
+        )
     applied = {int(v): c for v, c in store.query_rows(f"SELECT version, checksum FROM {database}.schema_migrations")}
     done: list[str] = []
     for migration in migrations:
@@ -94,8 +127,9 @@ def migrate(store: Store, settings: Any, directory: Path = MIGRATIONS_DIR) -> li
                             "add a new migration instead of editing an applied one",
                             migration.path.name, migration.checksum, applied[migration.version])
             continue
-        for number, statement in enumerate(migration.statements(), start=1):
-            sql = render(statement, database, settings.raw_ttl_days)
+        statements = (on_cluster[migration.version] if cluster
+                      else [render(statement, database, settings.raw_ttl_days) for statement in migration.statements()])
+        for number, sql in enumerate(statements, start=1):
             try:
                 store.command(sql)
             except TouchpointError as exc:

@@ -50,6 +50,7 @@ RETRYABLE_CODES = frozenset({
     1000, # POCO_EXCEPTION
 })
 _CODE_RE = re.compile(r"Code: (\d+)")
+NOT_ENOUGH_SPACE = 243  # the disk is full: retryable (the sink waits for space), not a bad request
 
 
 class StoreRetryableError(StoreUnavailableError):
@@ -98,6 +99,9 @@ def classify(exc: BaseException, what: str) -> StoreRetryableError | StoreReject
         found = _CODE_RE.search(str(exc))
         code = int(found.group(1)) if found else None
     message = f"{what}: {text}"
+    if code == NOT_ENOUGH_SPACE or "No space left on device" in str(exc):
+        return StoreRetryableError(f"{message} (ClickHouse has no disk space left: free space on its data disk; "
+                                   "the sink pauses and retries until it can write)", code)
     if isinstance(exc, cc.OperationalError) or isinstance(exc, (ConnectionError, TimeoutError)):
         return StoreRetryableError(f"{message} (ClickHouse unreachable; retrying)", code)
     if isinstance(exc, cc.ClickHouseError) and code in RETRYABLE_CODES:
@@ -173,10 +177,14 @@ class FaultSeam:
 class Store:
     """One clickhouse-connect client; ``database`` is the pipeline's database (tables are always qualified)."""
 
-    def __init__(self, client: Any, database: str, *, dsn: str = "", fault_dir: Path | None = None) -> None:
+    def __init__(self, client: Any, database: str, *, dsn: str = "", fault_dir: Path | None = None,
+                 cluster: str | None = None) -> None:
         self.client = client
         self.database = database
         self.dsn = dsn
+        # On a cluster the tables are Distributed: an insert returns once every shard has its rows (not when
+        # they are queued locally), so a stored offset means stored (see sinks/README.md "On a cluster").
+        self.insert_settings: dict[str, Any] = {"insert_distributed_sync": 1} if cluster else {}
         self.faults = FaultSeam(fault_dir)
         self._wire_types: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 
@@ -190,7 +198,8 @@ class Store:
         except Exception as exc:  # noqa: BLE001 - classified and re-raised
             raise classify(exc, f"connect to {settings.redacted()['clickhouse_dsn']}") from exc
         return cls(client, settings.clickhouse_database, dsn=settings.dsn,
-                   fault_dir=getattr(settings, "sink_fault_dir", None))
+                   fault_dir=getattr(settings, "sink_fault_dir", None),
+                   cluster=getattr(settings, "clickhouse_cluster", None))
 
     @property
     def embedded(self) -> bool:
@@ -215,13 +224,14 @@ class Store:
                token: str | None = None) -> None:
         """Columnar insert of one block; ``token`` makes a retry of the same block a no-op."""
         self.faults.before_insert(table)
-        settings = {"insert_deduplication_token": token} if token else None
+        settings = {**self.insert_settings, **({"insert_deduplication_token": token} if token else {})} or None
         types = self.wire_types(table, tuple(column_names))
         try:
             self.client.insert(self.table(table), columns, column_names=list(column_names),
                                column_type_names=types, column_oriented=True, settings=settings)
         except Exception as exc:  # noqa: BLE001 - classified and re-raised
-            raise classify(exc, f"insert into {self.table(table)}") from exc
+            where = f" (data in {self.dsn.removeprefix('chdb://')})" if self.embedded else ""
+            raise classify(exc, f"insert into {self.table(table)}{where}") from exc
         self.faults.after_insert(table)
 
     def wire_types(self, table: str, column_names: tuple[str, ...]) -> list[str]:

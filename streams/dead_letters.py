@@ -9,45 +9,15 @@ readers dedup on ``dlq.source.topic/partition/offset``).
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import Any, Callable
 
-from touchpoint.dead_letter import DeadLetter
+from touchpoint.dead_letter import DeadLetter, RatioGuard
 from touchpoint.metrics import STREAM_DEAD_LETTERS
 
 log = logging.getLogger(__name__)
 
 STAGE = "worker"
-
-
-class RatioGuard:
-    """Dead-letter share over the last ``window`` records; trips once when it exceeds ``max_ratio``.
-
-    The limit only applies once ``window`` records have been seen (``settings.dead_letter_min_events``), so a
-    handful of early bad records cannot stop a worker. O(1) per record.
-    """
-
-    def __init__(self, max_ratio: float, window: int) -> None:
-        self.max_ratio = max_ratio
-        self.window = window
-        self._recent: deque[bool] = deque(maxlen=window)
-        self._bad = 0
-        self.tripped = False
-
-    def record(self, bad: bool) -> bool:
-        """Count one record; True exactly once, when the limit is first exceeded."""
-        if len(self._recent) == self.window and self._recent[0]:
-            self._bad -= 1
-        self._recent.append(bad)
-        self._bad += bad
-        if not self.tripped and len(self._recent) == self.window and self._bad > self.max_ratio * self.window:
-            self.tripped = True
-            return True
-        return False
-
-    @property
-    def ratio(self) -> float:
-        return self._bad / len(self._recent) if self._recent else 0.0
+__all__ = ["STAGE", "DeadLetterSender", "RatioGuard"]
 
 
 class DeadLetterSender:

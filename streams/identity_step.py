@@ -24,6 +24,7 @@ from touchpoint.errors import InvalidEventError
 from touchpoint.metrics import STREAM_MERGES, STREAM_SUPPRESSED
 from touchpoint.streams import internal, state_codec
 from touchpoint.streams.app import WorkerContext
+from touchpoint.streams.agent_guard import stop_worker_on_failure
 from touchpoint.streams.dead_letters import STAGE, DeadLetterSender
 from touchpoint.streams.identity import AliasState, route
 from touchpoint.streams.tables import CachedTable, TableWriter
@@ -132,7 +133,8 @@ def register(app: faust.App, ctx: WorkerContext) -> IdentityStep:
 
     @app.agent(step.source, name="identity")
     async def identity(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            step.process(event.message)
+        with stop_worker_on_failure(ctx, "the identity agent"):
+            async for event in stream.events():
+                step.process(event.message)
 
     return step

@@ -65,6 +65,7 @@ from touchpoint.metrics import (
 )
 from touchpoint.streams import faust_adapter, internal, state_codec, windows
 from touchpoint.streams.app import WorkerContext
+from touchpoint.streams.agent_guard import stop_worker_on_failure
 from touchpoint.streams.dead_letters import STAGE, DeadLetterSender
 from touchpoint.streams.identity import is_merge_marker
 from touchpoint.streams.journey import JourneyState, apply, snapshots_of
@@ -461,8 +462,9 @@ def register(app: faust.App, ctx: WorkerContext) -> JourneyStep:
 
     @app.agent(step.source, name="journeys")
     async def journeys(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            step.process(event.message)
+        with stop_worker_on_failure(ctx, "the journeys agent"):
+            async for event in stream.events():
+                step.process(event.message)
 
     @app.timer(FLUSH_INTERVAL_S)
     async def flush_windows() -> None:

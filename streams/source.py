@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from touchpoint.errors import BrokerUnavailableError, ConfigError
 from touchpoint.kafka_security import security_problem
-from touchpoint.metrics import STREAM_CONSUMER_LAG, lag_by_topic
+from touchpoint.metrics import STREAM_CONSUMER_LAG, STREAM_REBALANCES, lag_by_topic
 from touchpoint.streams.outbox import DeliveryFailed, Outbox
 
 log = logging.getLogger(__name__)
@@ -167,6 +167,7 @@ class SourceConsumer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned.update((tp.topic, tp.partition) for tp in partitions)
+        STREAM_REBALANCES.inc()
         log.info("%s partitions assigned: %s", self.topic, sorted(tp.partition for tp in partitions))
         if self.legacy_group:
             self._continue_legacy(consumer, partitions)

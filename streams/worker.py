@@ -15,6 +15,7 @@ Lifecycle, in order:
 
 from __future__ import annotations
 
+import errno
 import logging
 import shutil
 from pathlib import Path
@@ -25,6 +26,8 @@ from touchpoint.errors import TouchpointError
 from touchpoint.streams import faust_adapter
 from touchpoint.streams.app import create_app, worker_datadir
 from touchpoint.kafka_admin import create_topics
+from touchpoint.streams.agent_guard import disk_nearly_full, failure_reason
+from touchpoint.metrics import STREAM_STATE_REBUILT
 from touchpoint.streams.topology import ensure_topics, internal_topic_specs
 
 log = logging.getLogger(__name__)
@@ -56,7 +59,9 @@ def run_worker(settings: Settings, *, web_port: int | None = None, data_dir: Pat
     port = web_port if web_port is not None else settings.worker_web_port
     created = create_topics(settings).created + ensure_topics(settings, internal_topic_specs(settings))
     datadir = worker_datadir(settings, port, data_dir)
+    had_state = datadir.exists()
     discarded = prepare_datadir(datadir)
+    STREAM_STATE_REBUILT.set(1 if discarded or not had_state else 0)
     app, ctx = create_app(settings, web_port=port, data_dir=data_dir)
     if ctx.suppression is not None:
         ctx.suppression.load()  # erased ids are suppressed before the first event is read (touchpoint/privacy.py)
@@ -83,6 +88,10 @@ def run_worker(settings: Settings, *, web_port: int | None = None, data_dir: Pat
         code = code or 1
     if ctx.fatal_reason is not None:
         raise TouchpointError(f"worker stopped: {ctx.fatal_reason}")
+    if code != 0 and disk_nearly_full(datadir):
+        # faust can also crash on a full disk outside an agent (opening a partition's RocksDB): say so plainly.
+        raise TouchpointError(failure_reason(OSError(errno.ENOSPC, "No space left on device"),
+                                             f"faust stopped with exit code {code}", datadir))
     if code == 0:
         (datadir / CLEAN_MARKER).write_text("faust stopped cleanly; local tables match their changelogs\n")
     return code

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     clickhouse_client_key: Path | None = Field(None, description="https server: private key (PEM) of the client certificate, if not inside it.")
     clickhouse_verify: bool = Field(True, description="https server: verify the server's certificate (disable only on a test bench).")
     clickhouse_database: str = Field("touchpoint", description="Database holding the pipeline's tables.")
+    clickhouse_cluster: str | None = Field(
+        None,
+        description="ClickHouse cluster (remote_servers name) for the DDL: ON CLUSTER, Replicated*MergeTree and Distributed "
+        "tables (sinks/cluster_ddl.py). Unset: single-node tables.",
+    )
     raw_ttl_days: int = Field(0, ge=0, description="TTL of raw touchpoints in days; 0 keeps them forever.")
     sink_group: str = Field("touchpoint-sink", description="Consumer group of the sink.")
     sink_batch_rows: int = Field(50_000, ge=1, description="The sink inserts a batch when it holds this many rows...")
@@ -169,6 +174,11 @@ class Settings(BaseSettings):
         description="Consumer-group session timeout of the sink: how long the group waits for a silent sink before "
         "giving its partitions to another (during a broker outage, also how long one commit attempt waits).",
     )
+    sink_dead_letter_max_ratio: float = Field(
+        0.5, gt=0, le=1,
+        description="Stop the sink when more than this share of its recent records is dead-lettered (like the worker's limit).",
+    )
+    sink_dead_letter_min_records: int = Field(1000, ge=1, description="The sink's ratio limit applies only after this many recent records.")
     sink_fault_dir: Path | None = Field(
         None, description="TEST SEAM ONLY: directory of flag files that make the sink fail on purpose (see sinks/store.py)."
     )

@@ -8,6 +8,7 @@ inspected or replayed by hand after a fix.
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 
 HEADER_REASON = "dlq.reason"
@@ -60,3 +61,34 @@ def parse_headers(headers: list[tuple[str, bytes | None]] | None) -> dict[str, s
         if name.startswith("dlq.") and value is not None:
             out[name] = value.decode("utf-8", "replace")
     return out
+
+
+class RatioGuard:
+    """Dead-letter share over the last ``window`` records; trips once when it exceeds ``max_ratio``.
+
+    The limit only applies once ``window`` records have been seen (``dead_letter_min_events`` for the worker, ``sink_dead_letter_min_records``
+    for the sink), so a
+    handful of early bad records cannot stop a worker. O(1) per record.
+    """
+
+    def __init__(self, max_ratio: float, window: int) -> None:
+        self.max_ratio = max_ratio
+        self.window = window
+        self._recent: deque[bool] = deque(maxlen=window)
+        self._bad = 0
+        self.tripped = False
+
+    def record(self, bad: bool) -> bool:
+        """Count one record; True exactly once, when the limit is first exceeded."""
+        if len(self._recent) == self.window and self._recent[0]:
+            self._bad -= 1
+        self._recent.append(bad)
+        self._bad += bad
+        if not self.tripped and len(self._recent) == self.window and self._bad > self.max_ratio * self.window:
+            self.tripped = True
+            return True
+        return False
+
+    @property
+    def ratio(self) -> float:
+        return self._bad / len(self._recent) if self._recent else 0.0

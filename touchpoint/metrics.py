@@ -60,6 +60,16 @@ STREAM_CONSUMER_LAG = Gauge(
     ["topic"], registry=REGISTRY,
 )
 STREAM_RECOVERY_SECONDS = Gauge("touchpoint_stream_table_recovery_seconds", "Duration of the last table recovery.", registry=REGISTRY)
+STREAM_REBALANCES = Counter(
+    "touchpoint_stream_rebalances_total", "Partition assignments this worker's events consumer received (one per rebalance of its group).",
+    registry=REGISTRY,
+)
+STREAM_STATE_REBUILT = Gauge(
+    "touchpoint_stream_state_rebuilt",
+    "1 when this worker started without local state (its disk lost, or state discarded after an unclean stop) and rebuilds "
+    "its tables from their changelog topics.",
+    registry=REGISTRY,
+)
 
 # --- sinks -----------------------------------------------------------------------------------
 SINK_ROWS_INSERTED = Counter("touchpoint_sink_rows_inserted_total", "Rows inserted into ClickHouse, by table.", ["table"], registry=REGISTRY)
@@ -83,6 +93,14 @@ SINK_RECORDS_SKIPPED = Counter(
 )
 SINK_PENDING_ROWS = Gauge("touchpoint_sink_pending_rows", "Rows consumed and held in batches, not yet inserted.", registry=REGISTRY)
 SINK_PAUSED = Gauge("touchpoint_sink_paused", "1 while the sink has paused consumption because ClickHouse is failing.", registry=REGISTRY)
+SINK_REBALANCES = Counter(
+    "touchpoint_sink_rebalances_total", "Partition assignments the sink received (one per rebalance of its group).", registry=REGISTRY
+)
+SINK_KAFKA_BROKERS_UP = Gauge(
+    "touchpoint_sink_kafka_brokers_up",
+    "Kafka brokers the sink's consumer is connected to (librdkafka state UP, every 5 s); 0 while Kafka is unreachable.",
+    registry=REGISTRY,
+)
 SINK_SQL_QUERIES = Counter(
     "touchpoint_sink_sql_queries_total",
     "Requests to the read-only SQL port, by outcome (ok, refused: a write or a forbidden setting, error: the query failed).",
@@ -132,6 +150,15 @@ def lag_by_topic(stats_json: str, assigned: set[tuple[str, int]]) -> dict[str, i
     return {topic: sum(max(p.get("consumer_lag", -1), 0) for pid, p in data.get("partitions", {}).items()
                        if pid != "-1" and (topic, int(pid)) in assigned)
             for topic, data in stats.get("topics", {}).items()}
+
+
+def brokers_up(stats_json: str) -> int | None:
+    """Brokers in state UP in librdkafka's statistics JSON (bootstrap placeholders and internal ones left out)."""
+    try:
+        brokers = json.loads(stats_json).get("brokers", {})
+    except ValueError:
+        return None
+    return sum(1 for b in brokers.values() if b.get("nodeid", -1) >= 0 and b.get("state") == "UP")
 
 
 def serve(port: int, addr: str = "127.0.0.1") -> None:

@@ -16,6 +16,7 @@ from touchpoint.errors import SettingsError, TouchpointError
 from touchpoint.cli import customers
 from touchpoint.cli import privacy
 from touchpoint.cli import broker, collect, demo, produce, query, run, schemas_cmd, simulate, sink, topics, worker, bench
+from touchpoint.cli import dead_letters
 
 app = typer.Typer(
     name="touchpoint",
@@ -53,6 +54,7 @@ app.command("funnel")(journeys.funnel)
 app.command("stages")(journeys.stages)
 app.command("pain-points")(journeys.pain_points)
 app.command("attribution")(journeys.attribution)
+app.add_typer(dead_letters.app, name="dead-letters")
 
 _err = Console(stderr=True)
 

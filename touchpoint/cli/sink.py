@@ -36,15 +36,32 @@ def sink(
 
 
 @app.command()
-def migrate() -> None:
+def migrate(
+    cluster: Optional[str] = typer.Option(
+        None, "--cluster", help="Render for this ClickHouse cluster: ON CLUSTER, Replicated*MergeTree, Distributed "
+        "tables (default: TOUCHPOINT_CLICKHOUSE_CLUSTER; unset: single node)."),
+    print_only: bool = typer.Option(False, "--print", help="Print the DDL script instead of applying it."),
+) -> None:
     """Apply pending migrations (idempotent: re-running is a no-op)."""
-    from touchpoint.sinks.migrations import migrate as apply
+    from touchpoint.sinks.migrations import cluster_script, load_migrations, migrate as apply, render
     from touchpoint.sinks.store import Store
 
     settings = get_settings()
+    cluster = cluster or settings.clickhouse_cluster
+    if print_only:
+        if cluster:
+            script = cluster_script(settings.clickhouse_database, cluster, settings.raw_ttl_days)
+        else:
+            script = [(m, [render(s, settings.clickhouse_database, settings.raw_ttl_days) for s in m.statements()])
+                      for m in load_migrations()]
+        for migration, statements in script:
+            print(f"-- {migration.path.name}")
+            for statement in statements:
+                print(statement.rstrip() + ";\n")
+        return
     store = Store.connect(settings)
     try:
-        applied = apply(store, settings)
+        applied = apply(store, settings, cluster=cluster)
     finally:
         store.close()
     if applied:
