@@ -25,7 +25,8 @@ and cancellation of a query whose client went away: ``readonly_engine.py`` and `
 
 Not supported (answered with a clear error): external data tables, ClickHouse-native block compression
 (``compress=1``/``decompress=1``), inserts of any kind. Logins: ``port_auth.py`` (with no users configured,
-credentials are ignored and the port binds to loopback only).
+credentials are ignored and the port binds to loopback only). HTTPS: ``port_tls.py`` (with
+``sink_sql_tls_cert``/``_key`` set the port speaks HTTPS only; the handshake runs in the connection's thread).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -46,6 +48,7 @@ from touchpoint.sinks.http_wire import BodyReader, DisconnectWatch, codec_availa
 from touchpoint.sinks.readonly_engine import QueryError, QueryOutput, ReadOnlyEngine, as_query_error, new_token
 from touchpoint.sinks.sql_limits import QueryLimits
 from touchpoint.sinks.port_auth import PortAccess, redact
+from touchpoint.sinks.port_tls import handshake, server_context
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +80,11 @@ class ReadOnlySQLServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, engine: ReadOnlyEngine, host: str, port: int, access: PortAccess | None = None) -> None:
+    def __init__(self, engine: ReadOnlyEngine, host: str, port: int, access: PortAccess | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.engine = engine
         self.access = access or PortAccess({}, set)
+        self.tls = tls  # None: plain HTTP; else HTTPS only
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), _Handler)
         self._thread: threading.Thread | None = None
@@ -91,7 +96,22 @@ class ReadOnlySQLServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host = str(self.server_address[0])
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://[{host}]:{self.port}" if ":" in host else f"{scheme}://{host}:{self.port}"
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Serve one connection (in its own thread); over TLS, after a bounded handshake (``port_tls.handshake``),
+        so a silent or plain-HTTP client holds up nobody else and is closed without a traceback."""
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        connection = handshake(self.tls, request, client_address)
+        if connection is None:
+            return
+        try:
+            super().finish_request(connection, client_address)
+        finally:
+            self.shutdown_request(connection)  # the caller's shutdown of ``request`` finds it detached
 
     def start(self) -> "ReadOnlySQLServer":
         self._thread = threading.Thread(target=self.serve_forever, name="touchpoint-sql-port", daemon=True)
@@ -137,7 +157,7 @@ def serve_readonly(client: Any, host: str | int = "127.0.0.1", port: int | None 
     factory returning one); only its engine path is used: requests run on their own handles. ``port`` defaults
     to ``settings.sink_sql_port`` (0 picks a free port); ``database`` (the default database of requests that name
     none) to ``settings.clickhouse_database``; the per-query limits come from ``settings.sink_sql_*``. Binds to
-    loopback only: ``host`` must be a loopback address.
+    loopback only unless users are configured; HTTPS only when ``settings.sink_sql_tls_cert``/``_key`` are set.
     """
     if settings is None:
         from touchpoint.config import get_settings
@@ -148,6 +168,7 @@ def serve_readonly(client: Any, host: str | int = "127.0.0.1", port: int | None 
         host = "127.0.0.1"
     if callable(client) and not hasattr(client, "query") and not hasattr(client, "client"):
         client = client()  # a zero-argument factory of the owner's client
+    tls = server_context(settings)  # a TLS misconfiguration stops here, before anything binds
     access = PortAccess.from_settings(settings, lambda: _databases(engine))
     if host not in LOOPBACK_HOSTS and not access.enabled:
         raise ConfigError(f"the read-only SQL port has no users, so it binds to loopback only (127.0.0.1, ::1), not "
@@ -159,7 +180,7 @@ def serve_readonly(client: Any, host: str | int = "127.0.0.1", port: int | None 
         database = settings.clickhouse_database
     engine = ReadOnlyEngine(engine_connection_string(raw_client), database, limits=QueryLimits.from_settings(settings))
     try:
-        server = ReadOnlySQLServer(engine, host, settings.sink_sql_port if port is None else port, access)
+        server = ReadOnlySQLServer(engine, host, settings.sink_sql_port if port is None else port, access, tls)
     except OSError as exc:
         raise ConfigError(
             f"cannot serve read-only SQL on {host}:{port if port is not None else settings.sink_sql_port}: {exc}; "

@@ -8,8 +8,10 @@ import email.policy
 import gzip
 import io
 import logging
+import os
 import select
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -192,6 +194,9 @@ class DisconnectWatch:
 
     The socket is only peeked (nothing is consumed): a readable socket whose peek returns no bytes is closed.
     A client that sends its next request early (pipelining) is not a disconnect; the watch then stops.
+    Over TLS the TCP stream under the encryption is peeked (a TLS socket refuses peeking): a pending TLS record is
+    "something sent", so a client that says goodbye with a TLS close alert before closing is not seen leaving
+    (its query still ends at its limits); one that just closes is.
     """
 
     def __init__(self, sock: socket.socket, on_disconnect: Any, interval: float = 0.1) -> None:
@@ -203,14 +208,27 @@ class DisconnectWatch:
 
     def _watch(self) -> None:
         try:
+            # A second descriptor of the same TCP connection for a TLS socket; closed below, the connection stays.
+            sock = socket.socket(fileno=os.dup(self._sock.fileno())) if isinstance(self._sock, ssl.SSLSocket) \
+                else self._sock
+        except OSError:  # the socket was closed under us: the request is over
+            return
+        try:
+            self._watch_socket(sock)
+        finally:
+            if sock is not self._sock:
+                sock.close()
+
+    def _watch_socket(self, sock: socket.socket) -> None:
+        try:
             poller = select.poll()  # not select(): the sink holds many files, and select() stops at fd 1024
-            poller.register(self._sock, select.POLLIN | select.POLLHUP | select.POLLERR)
+            poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
             while not self._stop.is_set():
                 readable = poller.poll(self._interval * 1000)
                 if not readable or self._stop.is_set():
                     continue
                 try:
-                    peeked = self._sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                    peeked = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
                 except BlockingIOError:
                     continue
                 except OSError:
