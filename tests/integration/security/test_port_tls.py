@@ -20,6 +20,7 @@ import clickhouse_connect
 import pytest
 from pydantic import SecretStr
 
+from tests.helpers import wait_until
 from tests.integration.security.tls_material import TlsMaterial, make_tls_material
 from touchpoint.config import Settings
 from touchpoint.errors import ConfigError
@@ -63,13 +64,14 @@ def _trusting(ca: Path) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(ca))
 
 
-def _get(url: str, sql: str, context: ssl.SSLContext | None, auth: str | None = None) -> tuple[int, str, str]:
+def _get(url: str, sql: str, context: ssl.SSLContext | None, auth: str | None = None,
+         timeout: float = 20) -> tuple[int, str, str]:
     """(status, X-ClickHouse-Exception-Code or "", body) of a GET, as curl would send it."""
     request = urllib.request.Request(f"{url}/?{urllib.parse.urlencode({'query': sql})}")
     if auth is not None:
         request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     try:
-        with urllib.request.urlopen(request, timeout=20, context=context) as response:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
             return response.status, "", response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get("X-ClickHouse-Exception-Code") or "", exc.read().decode()
@@ -136,9 +138,28 @@ def test_plain_http_and_silent_clients_neither_crash_nor_block_the_port(settings
             for _ in range(3):
                 with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
                     _get(plain, "SELECT 1", None)
-            assert _get(server.url, "SELECT sum(x) FROM t", _trusting(tls.ca)) == (200, "", "8\n")
-            silent.sendall(b"")  # still open while the others were served
+            # Well within the handshake deadline (10 s) the silent client still holds its connection.
+            assert _get(server.url, "SELECT sum(x) FROM t", _trusting(tls.ca), timeout=5) == (200, "", "8\n")
+            silent.setblocking(False)  # a peek that answers now (a socket with a timeout would wait for data)
+            with pytest.raises(BlockingIOError):  # open, nothing sent: the server has not closed it
+                silent.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
         assert _get(server.url, "SELECT count() FROM t", _trusting(tls.ca)) == (200, "", "2\n")
+
+
+def test_a_query_whose_tls_client_leaves_is_cancelled(settings: Settings, store: Store, tls: TlsMaterial) -> None:
+    def running() -> int:
+        return int(store.client.command(
+            "SELECT count() FROM system.processes WHERE position(query, 'touchpoint-query:') > 0 "
+            "AND position(query, 'AS tls_abandoned') > 0 AND position(query, 'system.processes') = 0"))
+
+    with _serve(settings, store, sink_sql_tls_cert=_cert(tls), sink_sql_tls_key=_key(tls)) as server:
+        sql = urllib.parse.urlencode({"query": "SELECT count() FROM numbers(100000000000) AS tls_abandoned"})
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        conn = _trusting(tls.ca).wrap_socket(raw, server_hostname="127.0.0.1")
+        conn.sendall(f"GET /?{sql} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        wait_until(lambda: running() == 1, timeout=10, what="the heavy query runs")
+        conn.close()  # gone without a word, as a killed client
+        wait_until(lambda: running() == 0, timeout=5, what="the abandoned query is cancelled")
 
 
 def test_tls_does_not_replace_users_beyond_loopback(settings: Settings, store: Store, tls: TlsMaterial) -> None:
