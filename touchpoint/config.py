@@ -156,7 +156,7 @@ class Settings(BaseSettings):
     sink_sql_host: str = Field("127.0.0.1", description="Address of the read-only SQL port; anything but loopback needs TOUCHPOINT_SINK_SQL_USERS.")
     sink_sql_users: SecretStr | None = Field(None, description="Users of the read-only SQL port: name:sha256:<hex>[:db,...] or name:pbkdf2:<iter>:<salt>:<hex>[:db,...], ';'-separated (sinks/port_auth.py). Unset: no login, loopback only.")
     # Optional HTTPS of the read-only SQL port (sinks/port_tls.py): set both or neither.
-    sink_sql_tls_cert: Path | None = Field(None, description="Certificate (PEM, chain after it) the read-only SQL port serves HTTPS with, only HTTPS; needs sink_sql_tls_key. Unset with the key: plain HTTP.")
+    sink_sql_tls_cert: Path | None = Field(None, description="HTTPS only on the read-only SQL port: its certificate (PEM, chain after it); needs sink_sql_tls_key. Both unset: plain HTTP.")
     sink_sql_tls_key: Path | None = Field(None, description="Private key (PEM) of sink_sql_tls_cert.")
     sink_sql_tls_key_password: SecretStr | None = Field(None, description="Password of an encrypted sink_sql_tls_key (never printed; or TOUCHPOINT_SINK_SQL_TLS_KEY_PASSWORD_FILE).")
     # Limits of every analyst query (read-only SQL port and `touchpoint query`): an analyst may lower them
