@@ -179,13 +179,13 @@ def test_a_half_or_broken_tls_configuration_is_one_clear_error(settings: Setting
                                                                tmp_path: Path, case: str, expected: str) -> None:
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a certificate\n")
-    fields: dict[str, object] = {
+    fields: dict[str, dict[str, Path]] = {
         "cert only": {"sink_sql_tls_cert": _cert(tls)},
         "key only": {"sink_sql_tls_key": _key(tls)},
         "missing cert file": {"sink_sql_tls_cert": tmp_path / "absent.pem", "sink_sql_tls_key": _key(tls)},
         "key of another certificate": {"sink_sql_tls_cert": _cert(tls), "sink_sql_tls_key": tls.client_key},
         "not PEM": {"sink_sql_tls_cert": garbage, "sink_sql_tls_key": garbage},
-    }[case]
+    }
     with pytest.raises(ConfigError, match=expected) as caught:
-        _serve(settings, store, **fields)
+        _serve(settings, store, **fields[case])
     assert "\n" not in str(caught.value)
