@@ -180,13 +180,36 @@ def render_statement(spec: ClusterSpec, statement: str, split: set[str]) -> list
         return [f"{verb}{exists} {name} {spec.on}{_global(rest)}"]
     if head.group("alter"):
         out = [f"{verb} {name + LOCAL_SUFFIX if name in split else name} {spec.on}{rest}"]
-        if name in split and _COLUMN_ALTER.match(rest):
-            out.append(f"{verb} {name} {spec.on}{rest}")
+        if name in split:
+            # The Distributed table takes only the column changes: it has no sorting key, TTL or MergeTree settings.
+            columns = [command for command in _alter_commands(rest) if _COLUMN_ALTER.match(command)]
+            if columns:
+                out.append(f"{verb} {name} {spec.on}\n    " + ",\n    ".join(c.strip() for c in columns))
         return out
     if verb.upper().startswith("DROP") and name in split:
         return [f"{verb}{exists} {name} {spec.on}{rest}", f"{verb}{exists} {name + LOCAL_SUFFIX} {spec.on}{rest}"]
     # Databases, views' drops, tables without a MergeTree engine (Null, Memory...): the same on every node.
     return [f"{verb}{exists} {name} {spec.on}{rest}"]
+
+
+def _alter_commands(rest: str) -> list[str]:
+    """The comma-separated commands of an ALTER body, split at top-level commas (not inside parentheses/quotes)."""
+    commands, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(rest):
+        if quote:
+            if ch == quote and rest[i - 1] != "\\":
+                quote = ""
+        elif ch in "'`\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            commands.append(rest[start:i])
+            start = i + 1
+    commands.append(rest[start:])
+    return [c for c in commands if c.strip()]
 
 
 def render_cluster(spec: ClusterSpec, statements: list[str], split: set[str] | None = None) -> list[str]:

@@ -129,7 +129,14 @@ class SuppressionList:
             self._consumer = Consumer(self.settings.kafka_config(**{
                 "group.id": f"touchpoint-suppression-{uuid.uuid4().hex}",  # required by librdkafka; never committed
                 "enable.auto.commit": False, "enable.partition.eof": False, "log_level": 0}))
-        found = self._consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
+        from confluent_kafka import KafkaException
+
+        try:
+            found = self._consumer.list_topics(self.topic, timeout=10).topics.get(self.topic)
+        except KafkaException as exc:
+            # Kafka unreachable (an outage the sink rides out): nothing new can be read now; look again later.
+            log.debug("suppression topic %s not reachable yet: %s", self.topic, exc)
+            return False
         if found is None or found.error is not None or not found.partitions:
             # No erasure was ever requested on this cluster (`touchpoint privacy erase` creates the topic): nothing
             # is suppressed; look again later.

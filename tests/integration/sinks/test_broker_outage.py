@@ -1,5 +1,6 @@
 """The sink rides out a Kafka outage: its broker is SIGKILLed between an insert and the offset commit, the commit
-is retried until the broker is back, and consumption resumes, without the sink exiting, losing or duplicating.
+meets the outage (asynchronous while the store gives the restart position: a later commit or the stored offsets
+cover it), and consumption resumes once the broker is back, without the sink exiting, losing or duplicating.
 
 A private broker of the test's own (the shared one is never stopped). Before: the sink exited with
 "offset commit failed: ... _WAIT_COORD" (or the like) as soon as the commit met the outage.
@@ -65,7 +66,6 @@ def test_sink_survives_a_broker_kill_during_its_commit(private_broker: LocalBrok
         wait_until(lambda: any(s in log_path.read_text() for s in ("offset commit failed", "offset commit is waiting")),
                    timeout=60, what="a commit attempt met the outage")
         assert sink.poll() is None, log_path.read_text()[-3000:]
-        assert status_file.read_text().startswith("paused: offset commit")
 
         private_broker.start(timeout=180)
         ids += produce_events(settings, codec, 300, 200)
