@@ -182,9 +182,9 @@ def render_statement(spec: ClusterSpec, statement: str, split: set[str]) -> list
         out = [f"{verb} {name + LOCAL_SUFFIX if name in split else name} {spec.on}{rest}"]
         if name in split:
             # The Distributed table takes only the column changes: it has no sorting key, TTL or MergeTree settings.
-            columns = [command for command in _alter_commands(rest) if _COLUMN_ALTER.match(command)]
-            if columns:
-                out.append(f"{verb} {name} {spec.on}\n    " + ",\n    ".join(c.strip() for c in columns))
+            column_changes = [command for command in _alter_commands(rest) if _COLUMN_ALTER.match(command)]
+            if column_changes:
+                out.append(f"{verb} {name} {spec.on}\n    " + ",\n    ".join(c.strip() for c in column_changes))
         return out
     if verb.upper().startswith("DROP") and name in split:
         return [f"{verb}{exists} {name} {spec.on}{rest}", f"{verb}{exists} {name + LOCAL_SUFFIX} {spec.on}{rest}"]
@@ -194,7 +194,8 @@ def render_statement(spec: ClusterSpec, statement: str, split: set[str]) -> list
 
 def _alter_commands(rest: str) -> list[str]:
     """The comma-separated commands of an ALTER body, split at top-level commas (not inside parentheses/quotes)."""
-    commands, depth, quote, start = [], 0, "", 0
+    commands: list[str] = []
+    depth, quote, start = 0, "", 0
     for i, ch in enumerate(rest):
         if quote:
             if ch == quote and rest[i - 1] != "\\":

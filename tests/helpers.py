@@ -38,26 +38,52 @@ def wait_until(predicate: Callable[[], T], timeout: float = 30.0, what: str = "c
         time.sleep(interval)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+def _ephemeral_low() -> int:
+    """Lowest port of the OS's ephemeral range (outgoing connections take their local ports from it)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+# Ports are handed out below the ephemeral range: a port the OS picked for ``bind(0)`` lies inside it, so any
+# outgoing connection (a Kafka client, a ClickHouse request) could take it before the server that was meant to have it
+# binds -- seen in CI as a broker's controller failing with "Address already in use". Below the range only other
+# listeners compete; each pytest process starts at its own offset (from its pid) and moves forward, so it never hands
+# out the same port twice and concurrent runs rarely meet.
+_PORT_FLOOR = 20000
+_port_cursor = _PORT_FLOOR + (os.getpid() * 97) % max(1, _ephemeral_low() - _PORT_FLOOR - 2)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _next_free(width: int) -> int:
+    """The next port P (from this process's cursor) such that P..P+width-1 are all free on 127.0.0.1 now."""
+    global _port_cursor
+    low, high = _PORT_FLOOR, _ephemeral_low() - width
+    for _ in range(high - low):
+        port = _port_cursor
+        _port_cursor = port + width if port + width < high else low
+        if all(_bindable(port + i) for i in range(width)):
+            return port
+    raise RuntimeError(f"no {width} consecutive free ports on 127.0.0.1 between {low} and {high + width}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now and outside the ephemeral range (see ``_PORT_FLOOR``)."""
+    return _next_free(1)
 
 
 def free_port_pair() -> int:
-    """A port P such that P and P+1 were both free (the local broker's client and controller ports)."""
-    for _ in range(100):
-        port = free_port()
-        if port >= 65535:
-            continue
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports found on 127.0.0.1")
+    """A port P such that P and P+1 are both free (the local broker's client and controller ports)."""
+    return _next_free(2)
 
 
 TOUCHPOINT = Path(sys.executable).with_name("touchpoint")

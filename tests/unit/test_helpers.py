@@ -45,3 +45,14 @@ def test_free_port_pair_gives_two_bindable_ports() -> None:
     with socket.socket() as a, socket.socket() as b:
         a.bind(("127.0.0.1", port))
         b.bind(("127.0.0.1", port + 1))
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_are_not_handed_out_twice() -> None:
+    from pathlib import Path
+
+    from tests.helpers import free_port
+
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(20)] + [free_port_pair() for _ in range(5)]
+    assert all(1024 < p < low - 1 for p in ports), ports
+    assert len(set(ports)) == len(ports)

@@ -35,9 +35,10 @@ def kafka_conf(bootstrap: str) -> dict[str, Any]:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free loopback port outside the ephemeral range (``tests.helpers.free_port``)."""
+    from tests.helpers import free_port as shared_free_port
+
+    return shared_free_port()
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
