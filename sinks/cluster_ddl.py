@@ -71,8 +71,9 @@ class ClusterSpec:
 
 
 def _split_columns(body: str) -> list[str]:
-    """Top-level comma-separated items of a column list (parentheses and quotes respected)."""
-    items, depth, quote, start = [], 0, "", 0
+    """Top-level comma-separated items of a column list or an ALTER body (parentheses and quotes respected)."""
+    items: list[str] = []
+    depth, quote, start = 0, "", 0
     for i, ch in enumerate(body):
         if quote:
             if ch == quote and body[i - 1] != "\\":
@@ -182,35 +183,14 @@ def render_statement(spec: ClusterSpec, statement: str, split: set[str]) -> list
         out = [f"{verb} {name + LOCAL_SUFFIX if name in split else name} {spec.on}{rest}"]
         if name in split:
             # The Distributed table takes only the column changes: it has no sorting key, TTL or MergeTree settings.
-            column_changes = [command for command in _alter_commands(rest) if _COLUMN_ALTER.match(command)]
+            column_changes = [command for command in _split_columns(rest) if _COLUMN_ALTER.match(command)]
             if column_changes:
-                out.append(f"{verb} {name} {spec.on}\n    " + ",\n    ".join(c.strip() for c in column_changes))
+                out.append(f"{verb} {name} {spec.on}\n    " + ",\n    ".join(column_changes))
         return out
     if verb.upper().startswith("DROP") and name in split:
         return [f"{verb}{exists} {name} {spec.on}{rest}", f"{verb}{exists} {name + LOCAL_SUFFIX} {spec.on}{rest}"]
     # Databases, views' drops, tables without a MergeTree engine (Null, Memory...): the same on every node.
     return [f"{verb}{exists} {name} {spec.on}{rest}"]
-
-
-def _alter_commands(rest: str) -> list[str]:
-    """The comma-separated commands of an ALTER body, split at top-level commas (not inside parentheses/quotes)."""
-    commands: list[str] = []
-    depth, quote, start = 0, "", 0
-    for i, ch in enumerate(rest):
-        if quote:
-            if ch == quote and rest[i - 1] != "\\":
-                quote = ""
-        elif ch in "'`\"":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        elif ch == "," and depth == 0:
-            commands.append(rest[start:i])
-            start = i + 1
-    commands.append(rest[start:])
-    return [c for c in commands if c.strip()]
 
 
 def render_cluster(spec: ClusterSpec, statements: list[str], split: set[str] | None = None) -> list[str]:
